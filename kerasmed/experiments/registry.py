@@ -1,0 +1,232 @@
+"""The experiment registry, `results.json` schema and the paper-vs-ours table.
+
+Each paper has one experiment module in this package exposing ``PRESETS`` (preset name ->
+dict of settings), ``PAPER`` (the paper's published numbers, in the ``models`` shape below)
+and ``run(preset, data_dir, out, seed) -> dict`` returning at least ``{"models": {...}}``.
+This module only knows their names and runtimes, so ``kerasmed list`` imports no Keras.
+
+``results.json`` shape::
+
+    {"experiment": str, "preset": str, "backend": str, "seconds": float,
+     "models": {model: {metric: value | [low, high] | {label: value, "avg": value}}},
+     "paper": {same shape, the paper's published numbers}, ...extra keys...}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import numbers
+import time
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A registered experiment: one paper's end-to-end run.
+
+    Args:
+        name: the name used on the command line (`kerasmed reproduce NAME`).
+        module: dotted path of the module holding ``PRESETS``, ``PAPER`` and ``run``.
+        title: one line naming the paper.
+        notebook: the tutorial notebook that walks through the same run.
+        runtimes: preset name -> expected wall time, as shown by `kerasmed list`.
+    """
+
+    name: str
+    module: str
+    title: str
+    notebook: str
+    runtimes: dict
+
+    @property
+    def presets(self) -> tuple:
+        return tuple(self.runtimes)
+
+    def load(self):
+        """Imports and returns the experiment module (this imports Keras)."""
+        return importlib.import_module(self.module)
+
+
+EXPERIMENTS = {
+    e.name: e
+    for e in (
+        Experiment(
+            name="tlstm",
+            module="kerasmed.experiments.longitudinal",
+            title="Paper 000: time-modulated LSTM on simulated longitudinal digit exams",
+            notebook="notebooks/01_time_modulated_lstm.ipynb",
+            runtimes={"quick": "~4 min on a 2-core CPU", "paper": "~1 h on one GPU"},
+        ),
+    )
+}
+
+
+def get_experiment(name: str) -> Experiment:
+    """Returns the registered experiment called `name`.
+
+    Raises:
+        ValueError: for an unknown name; the message lists the valid ones.
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(
+            f"Unknown experiment. Valid experiments: {', '.join(sorted(EXPERIMENTS))}. "
+            f"Received: experiment={name!r}"
+        )
+    return EXPERIMENTS[name]
+
+
+def run_experiment(name, preset="quick", data_dir=None, out=None, seed=0, verbose=True):
+    """Runs one experiment end to end and writes ``out/results.json``.
+
+    Args:
+        name: a registered experiment name (see `kerasmed list`).
+        preset: one of the experiment's presets, e.g. ``"quick"`` or ``"paper"``.
+        data_dir: folder holding a real dataset prepared by ``data_prep/``; ``None`` uses
+            the experiment's embedded data.
+        out: output folder for ``results.json`` and figures; ``None`` writes nothing.
+        seed: global seed (NumPy, Python and the Keras backend).
+        verbose: print progress and the paper-vs-ours table.
+
+    Returns:
+        The results dictionary (the ``results.json`` content).
+    """
+    spec = get_experiment(name)
+    if preset not in spec.presets:
+        raise ValueError(
+            f"Unknown preset for experiment {name!r}. Valid presets: "
+            f"{', '.join(spec.presets)}. Received: preset={preset!r}"
+        )
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"--data-dir is not a folder. Received: data_dir={data_dir!r}")
+    module = spec.load()
+
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    produced = module.run(preset=preset, data_dir=data_dir, out=out, seed=seed, verbose=verbose)
+    seconds = time.perf_counter() - start
+    results = {
+        "experiment": name,
+        "preset": preset,
+        "backend": keras.backend.backend(),
+        "seconds": round(seconds, 2),
+        "models": produced.pop("models"),
+        "paper": module.PAPER,
+        **produced,
+    }
+    validate_results(results)
+    if out is not None:
+        path = Path(out) / "results.json"
+        path.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
+    if verbose:
+        print(format_table(results))
+        if out is not None:
+            print(f"\nWrote {Path(out) / 'results.json'} ({seconds:.0f} s)")
+    return results
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"Not JSON serializable: {type(value).__name__}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_value(where, value):
+    if _is_number(value):
+        return
+    if isinstance(value, (list, tuple)) and value and all(_is_number(v) for v in value):
+        return
+    if isinstance(value, dict) and value:
+        for label, v in value.items():
+            if not _is_number(v):
+                raise ValueError(f"{where}[{label!r}] must be a number. Received: {v!r}")
+        if "avg" not in value:
+            raise ValueError(f"{where} is per-label and needs an 'avg' entry. Received: {value!r}")
+        return
+    raise ValueError(
+        f"{where} must be a number, a list of numbers or {{label: number, 'avg': number}}. "
+        f"Received: {value!r}"
+    )
+
+
+def validate_results(results: dict) -> None:
+    """Checks that `results` has the ``results.json`` shape; raises ``ValueError`` if not."""
+    for key, kind in (
+        ("experiment", str),
+        ("preset", str),
+        ("backend", str),
+        ("seconds", numbers.Real),
+        ("models", dict),
+        ("paper", dict),
+    ):
+        if not isinstance(results.get(key), kind):
+            raise ValueError(
+                f"results[{key!r}] must be a {kind.__name__}. Received: {results.get(key)!r}"
+            )
+    for section in ("models", "paper"):
+        for model, metrics in results[section].items():
+            if not isinstance(metrics, dict) or not metrics:
+                raise ValueError(f"results[{section!r}][{model!r}] must map metrics to values.")
+            for metric, value in metrics.items():
+                _check_value(f"results[{section!r}][{model!r}][{metric!r}]", value)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if _is_number(value):
+        return "nan" if math.isnan(value) else f"{value:.3f}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def format_table(results: dict) -> str:
+    """Formats the paper-vs-ours table: one block per metric, one row per model and source.
+
+    Per-label metrics get a column per label plus ``avg``; plain metrics get one column.
+    Models or metrics the paper did not report show ``-`` on the paper row.
+    """
+    ours, paper = results["models"], results.get("paper", {})
+    metrics = []
+    for table in (ours, paper):
+        for model_metrics in table.values():
+            metrics += [m for m in model_metrics if m not in metrics]
+    models = list(ours) + [m for m in paper if m not in ours]
+    lines = [
+        f"{results['experiment']} ({results['preset']} preset, {results['backend']} backend, "
+        f"{results['seconds']:.0f} s)"
+    ]
+    for metric in metrics:
+        labels = []
+        for table in (ours, paper):
+            for model_metrics in table.values():
+                value = model_metrics.get(metric)
+                if isinstance(value, dict):
+                    labels += [k for k in value if k not in labels]
+        columns = labels or ["value"]
+        width = max(12, *(len(m) + 2 for m in models))
+        header = f"{metric:<{width}}{'source':<8}" + "".join(f"{c:>10}" for c in columns)
+        lines += ["", header, "-" * len(header)]
+        for model in models:
+            for source, table in (("ours", ours), ("paper", paper)):
+                value = table.get(model, {}).get(metric)
+                if isinstance(value, dict):
+                    cells = [_fmt(value.get(c)) for c in columns]
+                elif labels:
+                    cells = ["-"] * (len(columns) - 1) + [_fmt(value)]
+                else:
+                    cells = [_fmt(value)]
+                name = model if source == "ours" else ""
+                lines.append(f"{name:<{width}}{source:<8}" + "".join(f"{c:>10}" for c in cells))
+    return "\n".join(lines)

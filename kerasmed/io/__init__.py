@@ -1,0 +1,1 @@
+"""Reading medical image files: DICOM series (pydicom), NIfTI (nibabel), manifests."""

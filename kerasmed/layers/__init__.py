@@ -1,0 +1,1 @@
+"""Custom Keras layers: ``keras.ops`` only, registered for ``.keras`` serialization."""

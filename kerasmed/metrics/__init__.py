@@ -1,0 +1,1 @@
+"""Evaluation metrics on NumPy arrays (predictions in, numbers out)."""

@@ -1,0 +1,1 @@
+"""Functional model builders ``build_*`` (one module per paper) and shared backbones."""

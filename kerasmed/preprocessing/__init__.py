@@ -1,0 +1,1 @@
+"""Pure NumPy/OpenCV/SciPy preprocessing: ``verb_noun(array, ...) -> array``."""
