@@ -1,1 +1,17 @@
 """Reading medical image files: DICOM series (pydicom), NIfTI (nibabel), manifests."""
+
+from kerasmed.io.dicom import Volume, read_dicom_series  # noqa: F401
+from kerasmed.io.manifest import (  # noqa: F401
+    LongitudinalManifest,
+    ManifestProblem,
+    ManifestReport,
+    load_manifest_images,
+    read_exam_image,
+    read_longitudinal_manifest,
+)
+from kerasmed.io.nifti import read_nifti  # noqa: F401
+from kerasmed.io.sequences import (  # noqa: F401
+    LongitudinalSequences,
+    load_longitudinal_npz,
+    save_longitudinal_npz,
+)

@@ -1,1 +1,9 @@
 """Evaluation metrics on NumPy arrays (predictions in, numbers out)."""
+
+from kerasmed.metrics.classification import multilabel_report  # noqa: F401
+from kerasmed.metrics.roc import (  # noqa: F401
+    delong_test,
+    operating_point,
+    roc_auc_ci,
+    roc_sensitivity_band,
+)

@@ -1,1 +1,15 @@
 """Pure NumPy/OpenCV/SciPy preprocessing: ``verb_noun(array, ...) -> array``."""
+
+from kerasmed.preprocessing.augmentation import (  # noqa: F401
+    augment_paper,
+    mirror_image,
+    rotate_image,
+    shift_image,
+)
+from kerasmed.preprocessing.ct import WINDOWS, max_filter_downsample, window_hu  # noqa: F401
+from kerasmed.preprocessing.longitudinal import (  # noqa: F401
+    encode_time_deltas,
+    previous_labels,
+    time_deltas,
+    time_features_for,
+)

@@ -1,0 +1,369 @@
+"""Reading a DICOM series into a (Z, Y, X) volume in Hounsfield units.
+
+Slices are ordered by their position along the slice normal (never by file name), every file that is
+not part of the volume is reported, and the checks a radiologist's viewer would do (one series, one
+orientation, one size, no duplicate slices, uniform spacing) raise errors that say what was found.
+"""
+
+import dataclasses
+import os
+import warnings
+
+import numpy as np
+import pydicom
+import pydicom.pixels
+from pydicom.errors import InvalidDicomError
+
+__all__ = ["Volume", "read_dicom_series"]
+
+# Tolerances in millimetres / direction-cosine units.
+_POSITION_ATOL = 1e-3
+_ORIENTATION_ATOL = 1e-4
+_SPACING_RTOL = 1e-2
+
+# Which pip packages decode which compressed transfer syntaxes (pydicom's pixel data handlers).
+_PLUGIN_HINTS = {
+    "1.2.840.10008.1.2.4.50": "pylibjpeg pylibjpeg-libjpeg",  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51": "pylibjpeg pylibjpeg-libjpeg",  # JPEG Extended
+    "1.2.840.10008.1.2.4.57": "pylibjpeg pylibjpeg-libjpeg",  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70": "pylibjpeg pylibjpeg-libjpeg",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80": "pyjpegls",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81": "pyjpegls",  # JPEG-LS Near-lossless
+    "1.2.840.10008.1.2.4.90": "pylibjpeg pylibjpeg-openjpeg",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91": "pylibjpeg pylibjpeg-openjpeg",  # JPEG 2000
+    "1.2.840.10008.1.2.4.201": "pylibjpeg pylibjpeg-openjpeg",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202": "pylibjpeg pylibjpeg-openjpeg",  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203": "pylibjpeg pylibjpeg-openjpeg",  # HTJ2K
+    "1.2.840.10008.1.2.5": "pylibjpeg pylibjpeg-rle",  # RLE Lossless
+}
+
+
+@dataclasses.dataclass
+class Volume:
+    """A 3D image with its geometry, as returned by `read_dicom_series` and `read_nifti`.
+
+    Attributes:
+        array: float32 array of shape (Z, Y, X). For CT read from DICOM, values are Hounsfield
+            units (the modality LUT, i.e. RescaleSlope/RescaleIntercept, is applied).
+        spacing: voxel size (z, y, x) in millimetres.
+        positions: (Z,) slice positions in millimetres along the slice normal, increasing.
+            When a DICOM series has no ImagePositionPatient and `missing_positions="instance_number"`
+            was chosen, these are the InstanceNumbers instead (see `notes`).
+        series_uid: the DICOM SeriesInstanceUID (None for NIfTI).
+        files: the files the slices come from, in slice order (one path for NIfTI).
+        skipped: (path, reason) of every file in the folder that is not part of the volume.
+        affine: 4x4 matrix mapping (x, y, z, 1) voxel indices (i.e. `array[z, y, x]`) to world
+            millimetres: DICOM patient coordinates (LPS) for DICOM, RAS+ for NIfTI.
+        modality: the DICOM Modality (e.g. "CT"), None for NIfTI.
+        notes: what was reported while reading (fallbacks, non-uniform spacing), also warned.
+    """
+
+    array: np.ndarray
+    spacing: tuple
+    positions: np.ndarray
+    series_uid: str | None = None
+    files: list = dataclasses.field(default_factory=list)
+    skipped: list = dataclasses.field(default_factory=list)
+    affine: np.ndarray | None = None
+    modality: str | None = None
+    notes: list = dataclasses.field(default_factory=list)
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+
+def _list_files(directory, recursive):
+    if recursive:
+        paths = []
+        for root, dirs, names in os.walk(directory):
+            dirs.sort()
+            paths.extend(os.path.join(root, name) for name in sorted(names))
+        return paths
+    return [
+        os.path.join(directory, name)
+        for name in sorted(os.listdir(directory))
+        if os.path.isfile(os.path.join(directory, name))
+    ]
+
+
+def _read_headers(paths):
+    """Reads every file's header (pixel data deferred); returns (datasets, skipped)."""
+    datasets, skipped = [], []
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(path, defer_size="64 KB")
+        except InvalidDicomError:
+            skipped.append((path, "not a DICOM file"))
+            continue
+        except Exception as error:  # truncated or corrupt file
+            skipped.append((path, f"unreadable DICOM file ({type(error).__name__}: {error})"))
+            continue
+        if "PixelData" not in ds:
+            sop = ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get(
+                "MediaStorageSOPClassUID"
+            )
+            kind = getattr(sop, "name", sop) if sop else "unknown SOP class"
+            skipped.append((path, f"DICOM file without pixel data ({kind})"))
+            continue
+        if "SeriesInstanceUID" not in ds:
+            skipped.append((path, "DICOM image without SeriesInstanceUID"))
+            continue
+        datasets.append((path, ds))
+    return datasets, skipped
+
+
+def _describe_series(groups):
+    lines = []
+    for uid, items in groups.items():
+        ds = items[0][1]
+        lines.append(
+            f"  {uid}  modality={ds.get('Modality', '?')}  files={len(items)}  "
+            f"description={str(ds.get('SeriesDescription', '')).strip()!r}"
+        )
+    return "\n".join(lines)
+
+
+def _orientation(items):
+    """Returns the common (row cosine, column cosine, normal), or None if no file has one."""
+    iops = [ds.get("ImageOrientationPatient") for _, ds in items]
+    if all(iop is None for iop in iops):
+        return None
+    if any(iop is None for iop in iops):
+        missing = [path for (path, _), iop in zip(items, iops) if iop is None]
+        raise ValueError(f"Some files of the series have no ImageOrientationPatient: {missing}")
+    iops = np.asarray(iops, dtype=np.float64)
+    if not np.allclose(iops, iops[0], atol=_ORIENTATION_ATOL):
+        distinct = np.unique(np.round(iops, 4), axis=0)
+        raise ValueError(
+            "The series mixes slice orientations (e.g. a localizer), so it is not one volume. "
+            f"ImageOrientationPatient values found: {distinct.tolist()}"
+        )
+    row, col = iops[0, :3], iops[0, 3:]
+    normal = np.cross(row, col)
+    return row, col, normal / np.linalg.norm(normal)
+
+
+def _decode(path, ds):
+    """Pixel array of one file with the modality LUT applied, as float32."""
+    tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    try:
+        pixels = ds.pixel_array
+    except Exception as error:
+        if tsyntax is not None and tsyntax.is_compressed:
+            install = _PLUGIN_HINTS.get(str(tsyntax), "pylibjpeg pylibjpeg-libjpeg")
+            try:
+                missing = pydicom.pixels.get_decoder(tsyntax).missing_dependencies
+            except Exception:  # no decoder at all for this syntax
+                missing = []
+            detail = f" pydicom's plugins that are not installed: {missing}." if missing else ""
+            raise RuntimeError(
+                f"Cannot decode the pixel data of {path}: its transfer syntax is compressed "
+                f"({tsyntax.name}, {tsyntax}) and no installed pydicom plugin decoded it. "
+                f"Install a decoder, e.g. `pip install {install}` or `pip install python-gdcm`."
+                f"{detail} pydicom said: {error}"
+            ) from error
+        raise
+    if pixels.ndim != 2:
+        raise ValueError(
+            f"Only single-frame grayscale images can be stacked into a volume; {path} holds pixel "
+            f"data of shape {pixels.shape} (multi-frame or color)."
+        )
+    return pydicom.pixels.apply_modality_lut(pixels, ds).astype(np.float32)
+
+
+def _slice_spacing_tag(ds):
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        value = ds.get(keyword)
+        if value not in (None, ""):
+            return float(value), keyword
+    return 1.0, None
+
+
+def read_dicom_series(
+    directory,
+    series_uid=None,
+    recursive=False,
+    allow_nonuniform=False,
+    missing_positions="instance_number",
+):
+    """Reads one DICOM series from a folder into a `Volume` of shape (Z, Y, X) in HU.
+
+    Slices are sorted by increasing position along the slice normal: the dot product of
+    ImagePositionPatient with the cross product of the two direction cosines of
+    ImageOrientationPatient (so oblique series sort correctly; file names are never used).
+    The modality LUT (RescaleSlope/RescaleIntercept) is applied, so CT values are Hounsfield units.
+
+    Files that are not DICOM images (other files, DICOMDIR, reports without pixel data) are
+    skipped, listed in `Volume.skipped` and reported with `warnings.warn`.
+
+    Args:
+        directory: folder holding the series' files.
+        series_uid: the SeriesInstanceUID to read when the folder holds several series. If None
+            and several series are found, a `ValueError` lists them (UID, modality, number of
+            files, description).
+        recursive: whether to also read the files in sub-folders.
+        allow_nonuniform: if False (default), slices whose gaps differ by more than 1% raise a
+            `ValueError`; if True the volume is returned with the median gap as z spacing and the
+            irregularity is warned and recorded in `Volume.notes`.
+        missing_positions: what to do when ImagePositionPatient/ImageOrientationPatient is
+            missing: `"instance_number"` (default) orders slices by InstanceNumber, warns, and
+            takes the z spacing from SpacingBetweenSlices or SliceThickness (1 mm if neither);
+            `"error"` raises a `ValueError`.
+
+    Returns:
+        A `Volume` with `array` (Z, Y, X) float32, `spacing` (z, y, x) in mm, `positions`,
+        `series_uid`, `files` (in slice order), `skipped`, `affine` (voxel (x, y, z) to LPS mm),
+        `modality` and `notes`.
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        ValueError: no DICOM image, several series without `series_uid`, an unknown `series_uid`,
+            mixed image sizes or orientations, duplicate slice positions, non-uniform spacing.
+        RuntimeError: compressed pixel data that no installed plugin can decode (the message
+            names the package to install, e.g. `pip install pylibjpeg pylibjpeg-libjpeg`).
+
+    Example:
+
+    >>> import os
+    >>> from pydicom.data import get_testdata_file
+    >>> folder = os.path.dirname(get_testdata_file("dicomdirtests/98892001/CT5N/2062"))
+    >>> volume = read_dicom_series(folder)
+    >>> volume.array.shape, volume.spacing
+    ((5, 16, 16), (2.5, 0.488281, 0.488281))
+
+    Reference:
+        DICOM PS3.3 C.7.6.2 (Image Plane Module); Patel et al., "Intracerebral Haemorrhage
+        Segmentation in Non-Contrast CT", IEEE Access 2019 (the volumes read here).
+    """
+    if missing_positions not in ("instance_number", "error"):
+        raise ValueError(
+            "`missing_positions` must be 'instance_number' or 'error'. "
+            f"Received: missing_positions={missing_positions!r}"
+        )
+    directory = os.fspath(directory)
+    if not os.path.exists(directory):
+        raise FileNotFoundError(f"DICOM folder not found: {directory}")
+    if not os.path.isdir(directory):
+        raise NotADirectoryError(f"Expected a folder of DICOM files, got a file: {directory}")
+
+    datasets, skipped = _read_headers(_list_files(directory, recursive))
+    if skipped:
+        listing = "; ".join(f"{path} ({reason})" for path, reason in skipped)
+        warnings.warn(f"Skipped {len(skipped)} file(s) in {directory}: {listing}", stacklevel=2)
+    if not datasets:
+        raise ValueError(f"No DICOM image files found. Received: directory={directory!r}")
+
+    groups = {}
+    for path, ds in datasets:
+        groups.setdefault(str(ds.SeriesInstanceUID), []).append((path, ds))
+    if series_uid is None:
+        if len(groups) > 1:
+            raise ValueError(
+                f"The folder holds {len(groups)} series; pass `series_uid` to choose one:\n"
+                f"{_describe_series(groups)}\nReceived: series_uid=None"
+            )
+        series_uid = next(iter(groups))
+    elif series_uid not in groups:
+        raise ValueError(
+            f"Series not found in {directory}. Series found:\n{_describe_series(groups)}\n"
+            f"Received: series_uid={series_uid!r}"
+        )
+    items = groups[series_uid]
+    # Files of other series are reported as skipped too (no warning: the choice was explicit).
+    for uid, others in groups.items():
+        if uid != series_uid:
+            skipped.extend((path, f"other series {uid}") for path, _ in others)
+
+    sizes = {}
+    for path, ds in items:
+        sizes.setdefault((int(ds.Rows), int(ds.Columns)), []).append(path)
+    if len(sizes) > 1:
+        found = ", ".join(f"{r}x{c} ({len(p)} files, e.g. {p[0]})" for (r, c), p in sizes.items())
+        raise ValueError(f"The series mixes image sizes (rows x columns): {found}")
+
+    notes = []
+    geometry = _orientation(items)
+    has_positions = geometry is not None and all(
+        ds.get("ImagePositionPatient") is not None for _, ds in items
+    )
+    if has_positions:
+        row, col, normal = geometry
+        origins = np.asarray([ds.ImagePositionPatient for _, ds in items], dtype=np.float64)
+        positions = origins @ normal
+    else:
+        if missing_positions == "error":
+            raise ValueError(
+                "The series has no ImagePositionPatient/ImageOrientationPatient, so slices cannot "
+                "be ordered in space. Pass missing_positions='instance_number' to order them by "
+                "InstanceNumber. Received: missing_positions='error'"
+            )
+        if any(ds.get("InstanceNumber") is None for _, ds in items):
+            raise ValueError(
+                "The series has neither ImagePositionPatient nor InstanceNumber on every file; "
+                "the slice order cannot be determined."
+            )
+        positions = np.asarray([float(ds.InstanceNumber) for _, ds in items])
+        note = (
+            "ImagePositionPatient/ImageOrientationPatient missing: slices ordered by "
+            "InstanceNumber; `positions` are instance numbers, not millimetres"
+        )
+        notes.append(note)
+        warnings.warn(note, stacklevel=2)
+
+    order = np.argsort(positions, kind="stable")
+    positions = positions[order]
+    items = [items[i] for i in order]
+    files = [path for path, _ in items]
+
+    gaps = np.diff(positions)
+    duplicates = np.flatnonzero(np.abs(gaps) <= _POSITION_ATOL)
+    if duplicates.size:
+        pairs = [f"{files[i]} and {files[i + 1]} at {positions[i]:g}" for i in duplicates]
+        raise ValueError(f"Duplicate slice positions in the series: {'; '.join(pairs)}")
+
+    first = items[0][1]
+    pixel_spacing = first.get("PixelSpacing")
+    dy, dx = (float(pixel_spacing[0]), float(pixel_spacing[1])) if pixel_spacing else (1.0, 1.0)
+    if not pixel_spacing:
+        notes.append("PixelSpacing missing: in-plane spacing set to 1 mm")
+    if has_positions and gaps.size:
+        dz = float(np.median(gaps))
+        if not np.allclose(gaps, dz, rtol=_SPACING_RTOL, atol=_POSITION_ATOL):
+            description = (
+                f"non-uniform slice spacing: gaps range {gaps.min():g}-{gaps.max():g} mm "
+                f"(median {dz:g} mm) between positions {np.round(positions, 3).tolist()}"
+            )
+            if not allow_nonuniform:
+                raise ValueError(
+                    f"The series has {description}. Pass allow_nonuniform=True to read it anyway "
+                    "(z spacing = median gap). Received: allow_nonuniform=False"
+                )
+            notes.append(description)
+            warnings.warn(f"Series {series_uid}: {description}", stacklevel=2)
+    else:
+        dz, keyword = _slice_spacing_tag(first)
+        if keyword is None:
+            notes.append("z spacing unknown: set to 1 mm")
+
+    array = np.stack([_decode(path, ds) for path, ds in items])
+
+    affine = None
+    if has_positions:
+        affine = np.eye(4)
+        affine[:3, 0] = row * dx
+        affine[:3, 1] = col * dy
+        affine[:3, 2] = normal * dz
+        affine[:3, 3] = origins[order[0]]
+
+    return Volume(
+        array=array,
+        spacing=(dz, dy, dx),
+        positions=positions,
+        series_uid=series_uid,
+        files=files,
+        skipped=skipped,
+        affine=affine,
+        modality=first.get("Modality"),
+        notes=notes,
+    )
