@@ -1,1 +1,8 @@
 """``keras.utils.PyDataset`` classes for variable-length sequences and the synthetic data sets."""
+
+from kerasmed.data.longitudinal_digits import (  # noqa: F401
+    allowed_next_digits,
+    longitudinal_inputs,
+    simulate_longitudinal_digits,
+)
+from kerasmed.data.sequences import SequenceDataset, pad_to_batch  # noqa: F401
