@@ -1,27 +1,47 @@
 """Executes every tutorial notebook top to bottom in its quick preset (papermill).
 
 Marked ``notebooks``: ``pytest -m "not notebooks"`` deselects it; ``tests/run_all.py`` runs
-it once, under one backend, after the unit suites.
+it once, under one backend, after the unit suites. A notebook that writes ``results.json``
+to its ``out_dir`` has it validated, and the paper's qualitative claim checked where one is
+listed in ``CLAIMS`` (the quick preset must reproduce it).
 """
 
 import glob
+import json
 import os
 
 import papermill
 import pytest
 
+from kerasmed.experiments import validate_results
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+
+
+def _avg_f(results, model):
+    return results["models"][model]["f_measure"]["avg"]
+
+
+def _tlstm_claim(results):
+    """Table 3's ordering: both encoded tLSTMs clearly (>= 0.03) above LSTM and single image."""
+    for tlstm in ("tlstm_v1_encoded", "tlstm_v2_encoded"):
+        for baseline in ("lstm", "single_image"):
+            assert _avg_f(results, tlstm) >= _avg_f(results, baseline) + 0.03, (tlstm, baseline)
+
+
+CLAIMS = {"01_time_modulated_lstm.ipynb": _tlstm_claim}
 
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path):
     out = tmp_path / os.path.basename(path)
+    out_dir = tmp_path / "results"
     papermill.execute_notebook(
         path,
         str(out),
-        parameters={"preset": "quick", "out_dir": str(tmp_path / "results")},
+        parameters={"preset": "quick", "out_dir": str(out_dir)},
         cwd=str(tmp_path),
         kernel_name="python3",
         progress_bar=False,
@@ -29,3 +49,10 @@ def test_notebook_runs(path, tmp_path):
         execution_timeout=1800,
     )
     assert out.exists()
+    results_file = out_dir / "results.json"
+    if results_file.exists():
+        results = json.loads(results_file.read_text())
+        validate_results(results)
+        claim = CLAIMS.get(os.path.basename(path))
+        if claim is not None:
+            claim(results)

@@ -107,4 +107,4 @@ def test_format_table_puts_paper_row_under_ours():
     assert "0.750" in text and "0.900" in text
     # a model the paper did not report shows '-' on its paper row
     b_row = next(i for i, line in enumerate(lines) if line.startswith("b ") and "auc" not in line)
-    assert lines[b_row + 1].split() == ["paper", "-"]
+    assert lines[b_row + 1].split() == ["paper", "-", "-"]
