@@ -191,8 +191,8 @@ def build_single_image_model(
         name: model name.
 
     Returns:
-        A ``keras.Model`` mapping ``(B, H, W, C)`` to ``(B, L)``; its backbone is the layer named
-        ``f"{name}_backbone"`` (reuse it to precompute features for the sequence models).
+        A ``keras.Model`` mapping ``(B, H, W, C)`` to ``(B, L)``; its backbone is
+        ``model.layers[1]`` (reuse it to precompute features for the sequence models).
 
     Example:
 
@@ -204,6 +204,4 @@ def build_single_image_model(
     if not isinstance(cnn, keras.Model):
         cnn = get_backbone(backbone, tuple(image_shape), **(backbone_kwargs or {}))
     inputs = keras.Input(tuple(image_shape), name="image")
-    x = cnn(inputs)
-    model = keras.Model(inputs, _head(x, num_labels, dropout, name), name=name)
-    return model
+    return keras.Model(inputs, _head(cnn(inputs), num_labels, dropout, name), name=name)
