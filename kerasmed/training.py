@@ -34,7 +34,9 @@ class EpochProgressBar(keras.callbacks.Callback):
         self.bar = None
 
     def on_train_begin(self, logs=None):
-        self.bar = tqdm(total=self.params.get("epochs"), desc=self.description, leave=self.leave, unit="epoch")
+        self.bar = tqdm(
+            total=self.params.get("epochs"), desc=self.description, leave=self.leave, unit="epoch"
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
