@@ -201,27 +201,41 @@ def plot_learning_curves(histories, metric="loss", ax=None):
 
 
 def plot_paper_comparison(models, paper, metric="f_measure", ax=None):
-    """Bar chart of one per-label metric: ours (solid) beside the paper's (hatched).
+    """Bar chart of one metric: ours (solid) beside the paper's (hatched).
+
+    A per-label metric (``{label: value, "avg": value}``) is shown by its ``"avg"``; a plain
+    number (e.g. an AUC) as it is.
 
     Args:
-        models: ``results["models"]``: ``{model: {metric: {label: value, "avg": value}}}``.
+        models: ``results["models"]``: ``{model: {metric: value or {label: value, "avg": value}}}``.
         paper: ``results["paper"]``, same shape (models it lacks get no paper bar).
         metric: the metric to show.
         ax: an existing axes, or ``None`` for a new figure.
 
     Returns:
         The ``matplotlib.figure.Figure``.
+
+    Example:
+
+    >>> fig = plot_paper_comparison({"svm": {"auc": 0.8}}, {"svm": {"auc": 0.9}}, metric="auc")
     """
+
+    def value(entry):
+        if entry is None:
+            return np.nan
+        return entry["avg"] if isinstance(entry, dict) else entry
+
     fig, ax = _new_axes(ax, (max(6, 1.1 * len(models)), 4))
     names = list(models)
     x = np.arange(len(names))
-    ours = [models[n][metric]["avg"] for n in names]
-    theirs = [paper.get(n, {}).get(metric, {}).get("avg", np.nan) for n in names]
+    ours = [value(models[n].get(metric)) for n in names]
+    theirs = [value(paper.get(n, {}).get(metric)) for n in names]
+    per_label = any(isinstance(models[n].get(metric), dict) for n in names)
     ax.bar(x - 0.2, ours, width=0.4, label="ours")
     ax.bar(x + 0.2, theirs, width=0.4, label="paper", hatch="//", alpha=0.6)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(f"average {metric}")
+    ax.set_ylabel(f"average {metric}" if per_label else metric)
     ax.set_ylim(0, 1)
     ax.legend()
     return fig

@@ -3,7 +3,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from kerasmed.metrics.roc import operating_point, roc_auc_ci, roc_sensitivity_band
-from kerasmed.plotting import plot_roc
+from kerasmed.plotting import plot_paper_comparison, plot_roc
 
 
 def make_curves():
@@ -77,3 +77,17 @@ def test_plot_roc_into_given_axes_without_bands():
     auc, low, high = roc_auc_ci(y, s, confidence=0.9)
     label = ax.get_legend().get_texts()[0].get_text()
     assert label == f"only: AUC {auc:.2f} (90% CI {low:.2f}-{high:.2f})"
+
+
+def test_plot_paper_comparison_bars_for_plain_and_per_label_metrics():
+    models = {"svm": {"auc": 0.8}, "lstm": {"auc": 0.7}}
+    paper = {"svm": {"auc": 0.9}}
+    ax = plot_paper_comparison(models, paper, metric="auc").axes[0]
+    heights = [bar.get_height() for bar in ax.patches]
+    assert heights[:2] == [0.8, 0.7]  # ours
+    assert heights[2] == 0.9 and np.isnan(heights[3])  # the paper has no lstm row
+    assert ax.get_ylabel() == "auc"
+    per_label = {"m": {"f": {"a": 0.2, "avg": 0.4}}}
+    ax = plot_paper_comparison(per_label, {"m": {"f": {"avg": 0.5}}}, metric="f").axes[0]
+    assert [bar.get_height() for bar in ax.patches] == [0.4, 0.5]
+    assert ax.get_ylabel() == "average f"

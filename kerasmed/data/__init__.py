@@ -1,5 +1,6 @@
 """``keras.utils.PyDataset`` classes for variable-length sequences and the synthetic data sets."""
 
+from kerasmed.data.head_ct_phantom import HeadCTPhantom, simulate_head_ct  # noqa: F401
 from kerasmed.data.longitudinal_digits import (  # noqa: F401
     allowed_next_digits,
     longitudinal_inputs,

@@ -15,3 +15,11 @@ from kerasmed.io.sequences import (  # noqa: F401
     load_longitudinal_npz,
     save_longitudinal_npz,
 )
+from kerasmed.io.volumes import (  # noqa: F401
+    SkippedVolume,
+    VolumeSet,
+    VolumeSetWriter,
+    from_phantom,
+    load_volume_set,
+    save_volume_set,
+)
