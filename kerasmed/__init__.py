@@ -19,6 +19,7 @@ _SUBPACKAGES = (
     "data",
     "metrics",
     "losses",
+    "schedules",
     "training",
     "plotting",
     "experiments",

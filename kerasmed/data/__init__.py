@@ -1,6 +1,10 @@
 """``keras.utils.PyDataset`` classes for variable-length sequences and the synthetic data sets."""
 
 from kerasmed.data.head_ct_phantom import HeadCTPhantom, simulate_head_ct  # noqa: F401
+from kerasmed.data.infant_brain_phantom import (  # noqa: F401
+    InfantBrainPhantom,
+    simulate_infant_brain,
+)
 from kerasmed.data.longitudinal_digits import (  # noqa: F401
     allowed_next_digits,
     longitudinal_inputs,

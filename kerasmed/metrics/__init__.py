@@ -7,3 +7,10 @@ from kerasmed.metrics.roc import (  # noqa: F401
     roc_auc_ci,
     roc_sensitivity_band,
 )
+from kerasmed.metrics.segmentation import (  # noqa: F401
+    PixelAccuracy,
+    dice_per_class,
+    mean_pixel_accuracy,
+    pixel_confusion_matrix,
+    segmentation_report,
+)
