@@ -1,6 +1,14 @@
 """Reading medical image files: DICOM series (pydicom), NIfTI (nibabel), manifests."""
 
 from kerasmed.io.dicom import Volume, read_dicom_series  # noqa: F401
+from kerasmed.io.longitudinal_nifti import (  # noqa: F401
+    SegmentationManifest,
+    SegmentationSequences,
+    load_segmentation_npz,
+    load_segmentation_sequences,
+    read_segmentation_manifest,
+    save_segmentation_npz,
+)
 from kerasmed.io.manifest import (  # noqa: F401
     LongitudinalManifest,
     ManifestProblem,

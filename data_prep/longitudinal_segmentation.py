@@ -1,0 +1,233 @@
+"""Prepare longitudinal multimodal brain MRI (NIfTI) for ``kerasmed reproduce fcslstm --data-dir``.
+
+Input: a CSV manifest, one row per (subject, time point), with the columns ``subject``,
+``timepoint`` (a number, e.g. age in months), one or more image columns (``image_t1w``,
+``image_t2w``...: one channel each, in column order) and ``label`` (an integer tissue label
+volume, or empty for an unlabelled time point); see `kerasmed.io.longitudinal_nifti`. Every
+volume of a subject must already be registered to one voxel grid (same shape): registration is
+not done here.
+
+Output, in ``--out``: ``segmentation.npz`` (images ``(S, T, H, W, C)`` float32, z-scored per
+volume over the nonzero voxels; labels ``(S, T, H, W)`` int8 with ``-1`` where unlabelled;
+subject ids, axial slice indices and time points, one entry per (subject, slice) sequence),
+which `kerasmed.io.load_segmentation_npz` reads, and ``prepare_report.txt`` listing every
+skipped row, time point or subject. The same report is printed.
+
+To see the expected format, write a tiny synthetic example (2 subjects x 3 time points, T1w +
+T2w, the 6-month time point unlabelled) and convert it::
+
+    python data_prep/longitudinal_segmentation.py --write-example example
+    python data_prep/longitudinal_segmentation.py example/manifest.csv --out data/fcslstm \\
+        --slices all --image-size 32
+
+For the paper's BRIC data (one annotated axial slice per volume) use ``--slices labelled``; for
+label files coded 0/10/150/250 (iSeg-2017) add ``--label-map 0:0,10:1,150:2,250:3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import nibabel
+import numpy as np
+
+from kerasmed.io.longitudinal_nifti import (
+    NPZ_NAME,
+    load_segmentation_sequences,
+    read_segmentation_manifest,
+    save_segmentation_npz,
+)
+
+# Mean intensity of (background, CSF, GM, WM) at 0, 6 and 12 months. Infant white matter is
+# darker than grey matter on T1w at birth, about the same at 6 months ("isointense" phase, the
+# hardest to segment) and brighter at 12 months; T2w shows the reverse.
+_EXAMPLE_MONTHS = (0, 6, 12)
+_EXAMPLE_INTENSITY = {
+    "t1w": {0: (0, 200, 600, 400), 6: (0, 200, 600, 600), 12: (0, 200, 600, 800)},
+    "t2w": {0: (0, 1500, 900, 1200), 6: (0, 1500, 900, 900), 12: (0, 1500, 900, 700)},
+}
+EXAMPLE_SHAPE = (24, 28, 6)  # (x, y, z) voxels as stored
+EXAMPLE_AFFINE = np.array(  # stored x runs towards the patient's Left (read_nifti flips it)
+    [[-1.0, 0, 0, 12.0], [0, 1.0, 0, -14.0], [0, 0, 2.0, -6.0], [0, 0, 0, 1]]
+)
+
+
+def example_labels(subject_index, month, shape=EXAMPLE_SHAPE):
+    """Tissue labels (0 background, 1 CSF, 2 GM, 3 WM) of a growing ellipsoidal brain, (x, y, z)."""
+    grow = (1.0 + 0.1 * subject_index) * (0.85 + 0.15 * month / 12.0)
+    x, y, z = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in shape], indexing="ij")
+    radius = np.sqrt((x / (0.45 * shape[0])) ** 2 + (y / (0.45 * shape[1])) ** 2 + (z / 4.0) ** 2)
+    radius = radius / grow
+    labels = np.zeros(shape, dtype=np.uint8)
+    labels[radius < 1.0] = 1
+    labels[radius < 0.8] = 2
+    labels[radius < 0.55] = 3
+    return labels
+
+
+def write_example(folder, seed=0):
+    """Writes 2 subjects x 3 time points (T1w, T2w NIfTI; labels at 0 and 12 months) + manifest.
+
+    Args:
+        folder: output folder (created if needed).
+        seed: seed of the image noise.
+
+    Returns:
+        The path of ``manifest.csv``.
+    """
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    lines = ["subject,timepoint,image_t1w,image_t2w,label"]
+    for s, subject in enumerate(("sub-01", "sub-02")):
+        (folder / subject).mkdir(parents=True, exist_ok=True)
+        for month in _EXAMPLE_MONTHS:
+            labels = example_labels(s, month)
+            names = {}
+            for modality, table in _EXAMPLE_INTENSITY.items():
+                image = np.asarray(table[month], dtype=np.float32)[labels]
+                image[labels > 0] += rng.normal(0.0, 20.0, int((labels > 0).sum()))
+                names[modality] = f"{subject}/month{month:02d}_{modality}.nii.gz"
+                nibabel.save(nibabel.Nifti1Image(image, EXAMPLE_AFFINE), folder / names[modality])
+            label_name = ""
+            if month != 6:  # sparse annotation: the isointense 6-month scan has no label
+                label_name = f"{subject}/month{month:02d}_seg.nii.gz"
+                nibabel.save(nibabel.Nifti1Image(labels, EXAMPLE_AFFINE), folder / label_name)
+            lines.append(f"{subject},{month},{names['t1w']},{names['t2w']},{label_name}")
+    manifest = folder / "manifest.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def _slices(text):
+    if text in ("middle", "all", "labelled"):
+        return text
+    try:
+        if ":" in text:
+            start, stop = text.split(":")
+            return (float(start), float(stop))
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected middle, all, labelled, indices '40,41' or a fraction range '0.3:0.7', "
+            f"got {text!r}"
+        ) from None
+
+
+def _label_map(text):
+    try:
+        return {int(k): int(v) for k, v in (item.split(":") for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected file_value:class pairs such as '0:0,10:1,150:2,250:3', got {text!r}"
+        ) from None
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "manifest", nargs="?", help="CSV file: subject, timepoint, image columns, label"
+    )
+    parser.add_argument("--out", help="output folder (created if needed)")
+    parser.add_argument(
+        "--write-example",
+        metavar="DIR",
+        help="write a tiny synthetic example (NIfTI files + manifest.csv) to DIR and stop",
+    )
+    parser.add_argument(
+        "--slices",
+        type=_slices,
+        default="middle",
+        help="axial slices: middle (default), all, labelled, indices '40,41' or a fraction "
+        "range '0.3:0.7'",
+    )
+    parser.add_argument(
+        "--image-size", type=int, nargs="+", default=None, help="H [W] (default: keep)"
+    )
+    parser.add_argument(
+        "--normalize",
+        choices=("zscore", "none"),
+        default="zscore",
+        help="per-volume z-score over the nonzero (brain) voxels, or none",
+    )
+    parser.add_argument(
+        "--timepoints", default=None, help="comma-separated time points to keep (default: all)"
+    )
+    parser.add_argument(
+        "--label-map",
+        type=_label_map,
+        default=None,
+        help="file value:class pairs, e.g. 0:0,10:1,150:2,250:3 (default: values as they are)",
+    )
+    parser.add_argument(
+        "--image-columns",
+        default=None,
+        help="comma-separated image columns (default: image and image_*)",
+    )
+    parser.add_argument(
+        "--label-column", default="label", help="label column; '' for a manifest without labels"
+    )
+    parser.add_argument(
+        "--image-root", default=None, help="folder of relative paths (default: the CSV's folder)"
+    )
+    parser.add_argument("--strict", action="store_true", help="stop at the first problem")
+    args = parser.parse_args(argv)
+    if args.write_example is None and (args.manifest is None or args.out is None):
+        parser.error("give a manifest and --out, or --write-example DIR")
+    if args.image_size is not None and len(args.image_size) not in (1, 2):
+        parser.error(f"--image-size takes H or H W, got {args.image_size}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.write_example is not None:
+        manifest = write_example(args.write_example)
+        print(f"Wrote {manifest} and its NIfTI files. Convert them with:")
+        print(f"  python data_prep/longitudinal_segmentation.py {manifest} --out OUT --slices all")
+        return {"example_manifest": str(manifest)}
+    manifest = read_segmentation_manifest(
+        args.manifest,
+        image_columns=args.image_columns.split(",") if args.image_columns else None,
+        label_column=args.label_column or None,
+        image_root=args.image_root,
+        strict=args.strict,
+    )
+    size = args.image_size
+    sequences = load_segmentation_sequences(
+        manifest,
+        slices=args.slices,
+        image_size=None if size is None else (size[0], size[-1]),
+        normalize=None if args.normalize == "none" else args.normalize,
+        timepoints=[float(t) for t in args.timepoints.split(",")] if args.timepoints else None,
+        label_map=args.label_map,
+        strict=args.strict,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_segmentation_npz(out / NPZ_NAME, sequences)
+    summary = {
+        "manifest": str(args.manifest),
+        "rows": manifest.report.num_rows,
+        "skipped_rows": manifest.report.skipped_rows,
+        "subjects": len(set(sequences.subject_ids)),
+        "sequences": len(sequences),
+        "images_shape": list(sequences.images.shape),
+        "channel_names": list(sequences.channel_names),
+        "labelled_slices": int(sequences.labelled.sum()),
+        "classes": np.unique(sequences.labels[sequences.labels >= 0]).tolist(),
+        "file": str(out / NPZ_NAME),
+    }
+    text = str(manifest.report) + "\n\n" + json.dumps(summary, indent=2) + "\n"
+    (out / "prepare_report.txt").write_text(text)
+    print(text, end="")
+    return summary
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
