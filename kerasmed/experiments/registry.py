@@ -60,6 +60,20 @@ EXPERIMENTS = {
             notebook="notebooks/01_time_modulated_lstm.ipynb",
             runtimes={"quick": "~4 min on a 2-core CPU", "paper": "~1 h on one GPU"},
         ),
+        Experiment(
+            name="ich",
+            module="kerasmed.experiments.ich",
+            title="Paper 001: hemorrhage in whole head CTs, slice CNN + 2 x BiLSTM, staged training",
+            notebook="notebooks/02_ich_cnn_bilstm.ipynb",
+            runtimes={"quick": "~5 min on a 2-core CPU", "paper": "~1 day on one GPU"},
+        ),
+        Experiment(
+            name="fcslstm",
+            module="kerasmed.experiments.fcslstm",
+            title="Paper 002: FCN vs (bidirectional) FCSLSTM, joint 4D infant brain segmentation",
+            notebook="notebooks/03_fcslstm_segmentation.ipynb",
+            runtimes={"quick": "~5 min on a 2-core CPU", "paper": "~10 h on one GPU"},
+        ),
     )
 }
 
