@@ -72,7 +72,7 @@ EXPERIMENTS = {
             module="kerasmed.experiments.fcslstm",
             title="Paper 002: FCN vs (bidirectional) FCSLSTM, joint 4D infant brain segmentation",
             notebook="notebooks/03_fcslstm_segmentation.ipynb",
-            runtimes={"quick": "~5 min on a 2-core CPU", "paper": "~10 h on one GPU"},
+            runtimes={"quick": "~2 min on a 2-core CPU", "paper": "~10 h on one GPU"},
         ),
     )
 }

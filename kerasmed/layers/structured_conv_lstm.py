@@ -322,7 +322,11 @@ class StructuredConvLSTM2DCell(keras.layers.Layer, DropoutRNNCell):
         time_axis = 0 if time_major else 1
         steps = sequences.shape[time_axis]
         steps = ops.shape(sequences)[time_axis] if steps is None else steps
-        lead = (steps, -1) if time_major else (-1, steps)
+        # The static batch size where known: with -1, a TF graph traced for an unknown T loses
+        # the batch size and its while_loop then rejects the (known-batch) initial state.
+        batch = sequences.shape[1 - time_axis]
+        batch = -1 if batch is None else batch
+        lead = (steps, batch) if time_major else (batch, steps)
         frames = ops.reshape(sequences, (-1,) + tuple(sequences.shape[2:]))
         if self.input_operator is not None:
             frames = self.input_operator(frames, training=training)

@@ -58,13 +58,14 @@ def test_tiny_run_writes_results_and_figures(tiny_preset, fit_calls, tmp_path):
     assert saved["paper"]["bi_fcslstm"] == {"mpa": 0.863, "mpa_train": 0.948}
     assert saved["protocol"]["train_timepoints"] == [1, 2, 4, 5]
     assert saved["protocol"]["test_timepoint"] == 3
-    for model in saved["models"].values():
+    for name, model in saved["models"].items():
+        assert set(model) == {"mpa", "mpa_train", "dice", "mpa_heldout"}
         assert set(model["dice"]) == {"csf", "gm", "wm", "avg"}
         assert model["dice"]["avg"] == pytest.approx(
             np.mean([model["dice"][k] for k in ("csf", "gm", "wm")])
         )
-        assert model["pixel_accuracy"]["avg"] == pytest.approx(model["mpa"])
-        assert len(model["mpa_per_timepoint"]) == 5
+        assert saved["pixel_accuracy"][name]["avg"] == pytest.approx(model["mpa"])
+        assert len(saved["mpa_per_timepoint"][name]) == 5
         assert all(0.0 <= model[k] <= 1.0 for k in ("mpa", "mpa_train", "mpa_heldout"))
     for filename in ("phantom.png", "segmentations.png", "learning_curves.png", "mpa.png"):
         assert (tmp_path / filename).stat().st_size > 1000
@@ -79,7 +80,7 @@ def test_tiny_run_writes_results_and_figures(tiny_preset, fit_calls, tmp_path):
             data["labels"][seen, 2], saved_predictions[name][seen], num_classes=4
         ).mean
         assert saved["models"][name]["mpa"] == pytest.approx(expected)
-        assert saved["models"][name]["mpa_per_timepoint"][2] == pytest.approx(expected)
+        assert saved["mpa_per_timepoint"][name][2] == pytest.approx(expected)
 
     # Class weights come from the training time points of the training subjects only.
     train_labels, _ = exp.split_timepoints(data["labels"][seen], 2)
