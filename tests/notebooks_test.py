@@ -63,6 +63,18 @@ CLAIMS = {
 }
 
 
+def _check_figures_rendered(executed):
+    """Every figure a cell shows reaches the reader as an image, not as ``<Figure ...>`` text
+    (a bare matplotlib Figure shown before the inline backend is active renders as text)."""
+    notebook = json.loads(executed.read_text())
+    for index, cell in enumerate(notebook["cells"]):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            text = "".join(data.get("text/plain", ""))
+            if text.startswith("<Figure") and "image/png" not in data:
+                pytest.fail(f"cell {index} shows {text!r} without an image")
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path):
@@ -79,6 +91,7 @@ def test_notebook_runs(path, tmp_path):
         execution_timeout=1800,
     )
     assert out.exists()
+    _check_figures_rendered(out)
     results_file = out_dir / "results.json"
     if results_file.exists():
         results = json.loads(results_file.read_text())
