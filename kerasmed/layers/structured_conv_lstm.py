@@ -20,6 +20,10 @@ from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 _GATES = 4  # input, forget, cell candidate, output: Keras's order
 
 
+def _backend():
+    return keras.backend.backend()
+
+
 def _int_tuple(value, name):
     """Standardizes an int or a pair of ints to a tuple of 2 positive ints."""
     values = (value, value) if isinstance(value, int) else tuple(value)
@@ -600,36 +604,56 @@ class StructuredConvLSTM2D(keras.layers.RNN):
         self._check_rank(tuple(sequences.shape))
         return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
 
+    def _project_per_step(self, training):
+        """Whether the input convolution runs inside the time loop rather than before it.
+
+        Before the loop (the default), Ψ_x and the input convolution run on all frames at once
+        and only the recurrence loops; the training step is then faster than ConvLSTM2D's on
+        every backend. For inference on JAX without an operator, XLA on a CPU runs the loop
+        faster when each step convolves its own narrow input than when it reads its slice of
+        the precomputed (T, B, H, W, 4 filters) projection from memory
+        (`benchmarks/structured_conv_lstm.py`).
+        """
+        return not training and self.cell.input_operator is None and _backend() == "jax"
+
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        # Ψ_x and the input convolution run on all frames at once; only the recurrence loops.
         # Time-major throughout: only the narrow input is transposed, not the 4-gate projection.
         cell = self.cell
-        projected = cell.project_inputs(
-            ops.transpose(sequences, (1, 0, 2, 3, 4)), training=training, time_major=True
-        )
+        per_step = self._project_per_step(training)
+        inputs = ops.transpose(sequences, (1, 0, 2, 3, 4))
+        if not per_step:
+            inputs = cell.project_inputs(inputs, training=training, time_major=True)
+        # The channel axis of a time-major (T, B, ...) tensor; `cell.channel_axis` is a frame's.
+        channel_axis = cell.channel_axis + 1 if cell.channel_axis >= 0 else cell.channel_axis
+        width = inputs.shape[channel_axis]
         states = list(initial_state)
         if mask is not None:
             # Masking is done here, not by `backend.rnn`, whose JAX version only broadcasts the
             # mask over 2D states. A masked step keeps (h, c) and repeats the previous output
             # (zeros with `zero_output_for_mask`), as Keras's RNN does. The mask travels as one
-            # extra channel of the projected inputs (a nested input would need a static length).
-            keep = ops.transpose(ops.cast(mask, projected.dtype), (1, 0))
+            # extra channel of the step inputs (a nested input would need a static length).
+            keep = ops.transpose(ops.cast(mask, inputs.dtype), (1, 0))
             keep = ops.reshape(keep, tuple(ops.shape(keep)) + (1, 1, 1))
-            keep_shape = list(ops.shape(projected))
-            keep_shape[cell.channel_axis] = 1
-            projected = ops.concatenate(
-                [projected, ops.broadcast_to(keep, keep_shape)], axis=cell.channel_axis
+            keep_shape = list(ops.shape(inputs))
+            keep_shape[channel_axis] = 1
+            inputs = ops.concatenate(
+                [inputs, ops.broadcast_to(keep, keep_shape)], axis=channel_axis
             )
             states.append(ops.zeros_like(states[0]))  # the previous output
 
-        def step(inputs, states):
-            if keras.backend.backend() == "torch" and self.stateful:
+        def step(step_inputs, states):
+            if _backend() == "torch" and self.stateful:
                 states = [ops.copy(s) for s in states]  # keep autograd away from in-place updates
+            if mask is not None:
+                step_inputs, keep = ops.split(step_inputs, [width], axis=cell.channel_axis)
+            if per_step:
+                step_inputs = cell._gate_conv(
+                    step_inputs, cell.kernel, cell.padding, cell.strides, cell.dilation_rate
+                )
             if mask is None:
-                return cell.recurrent_step(inputs, states, training=training)
-            inputs, keep = ops.split(inputs, [cell.filters * _GATES], axis=cell.channel_axis)
+                return cell.recurrent_step(step_inputs, states, training=training)
             keep = keep > 0.5
-            h, (_, c) = cell.recurrent_step(inputs, states, training=training)
+            h, (_, c) = cell.recurrent_step(step_inputs, states, training=training)
             h_new, c_new = ops.where(keep, h, states[0]), ops.where(keep, c, states[1])
             carried = ops.zeros_like(h) if self.zero_output_for_mask else states[2]
             output = ops.where(keep, h, carried)
@@ -637,7 +661,7 @@ class StructuredConvLSTM2D(keras.layers.RNN):
 
         last_output, outputs, states = keras_backend.rnn(
             step,
-            projected,
+            inputs,
             states,
             go_backwards=self.go_backwards,
             unroll=self.unroll,

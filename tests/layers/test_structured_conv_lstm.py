@@ -280,6 +280,26 @@ def test_masked_step_carries_state(x):
     np.testing.assert_allclose(zeroed[0, [0, 2]], masked[0, [0, 2]], atol=1e-6)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_mask_without_operator_in_both_loops_and_layouts(x, data_format):
+    """Without an operator the input convolution runs inside the loop for inference on JAX and
+    before it otherwise (`_project_per_step`): both give the same masked outputs, in both
+    layouts (the mask travels as an extra channel, on axis -1 or on the time-major axis 2)."""
+    if data_format == "channels_first" and not _channels_first_conv_runs():
+        pytest.skip("this TensorFlow build has no NCHW Conv2D on the CPU (no oneDNN)")
+    frames = x if data_format == "channels_last" else np.transpose(x, (0, 1, 4, 2, 3))
+    layer = StructuredConvLSTM2D(2, 3, return_sequences=True, data_format=data_format)
+    mask = np.array([[True, False, True], [True, True, True]])
+    inference = to_numpy(layer(frames, mask=mask))
+    np.testing.assert_allclose(
+        inference, to_numpy(layer(frames, mask=mask, training=True)), atol=1e-6
+    )
+    shortened = to_numpy(layer(frames[:1, [0, 2]]))
+    np.testing.assert_allclose(inference[0, [0, 2]], shortened[0], atol=1e-6)
+    np.testing.assert_allclose(inference[0, 1], inference[0, 0])
+    np.testing.assert_allclose(inference[1], to_numpy(layer(frames))[1], atol=1e-6)
+
+
 def test_stateful_carries_state_between_calls(x):
     stateful = StructuredConvLSTM2D(2, 3, input_operator=make_operator(), stateful=True)
     stateful.build(x.shape)
