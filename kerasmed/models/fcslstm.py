@@ -357,10 +357,11 @@ class Remat(layers.Wrapper):
     wrapper is saved with the model.
 
     What it saves depends on the backend and on the layer. For the FCSLSTM (one training step,
-    T = 5, 256x256, half width; ``benchmarks/fcslstm_memory.py``) the memory a step adds to the
-    process fell by about a fifth on TensorFlow (0.93 -> 0.71 GB, bidirectional 1.51 -> 1.24
-    GB), by 5% on torch (0.99 -> 0.94 GB), and not at all on JAX, whose compiled step (XLA,
-    unrolled loops) needs the same temporary buffers with or without it. The peak is set by
+    T = 5, 256x256, half width, batch 1; ``benchmarks/fcslstm_memory.py``, outputs in
+    ``benchmarks/outputs/``) the memory a step adds to the process fell by about a third on
+    TensorFlow (0.84 -> 0.55 GB, bidirectional 1.51 -> 1.07 GB) and on torch (1.03 -> 0.82 GB,
+    2.13 -> 1.47 GB), while on JAX XLA's temporary buffers grew slightly (0.67 -> 0.72 GB, 1.30
+    -> 1.40 GB): its compiled step (unrolled loops) plans its buffers anyway. The peak is set by
     the largest layer (conv1's activations at full resolution for all T frames), which is
     still computed whole when it is recomputed.
 
