@@ -47,7 +47,7 @@ def _ich_claim(results):
 def _fcslstm_claim(results):
     """Section 3's ordering: the bidirectional FCSLSTM clearly (>= 0.02) above the FCN and the
     FCSLSTM, on the test and on the training time points; the FCSLSTM level with the FCN at the
-    test time point (within 0.02: the paper's gain is +0.003, ours -0.013 to +0.016, seeds 0-2)."""
+    test time point (within 0.02: the paper's gain is +0.003, ours -0.016 to +0.014, seeds 0-2)."""
     mpa = {name: m["mpa"] for name, m in results["models"].items()}
     train = {name: m["mpa_train"] for name, m in results["models"].items()}
     for baseline in ("fcn", "fcslstm"):

@@ -7,6 +7,7 @@ runnable. The examples see ``np`` (NumPy) and ``keras`` besides their module's o
 import doctest
 import importlib
 import pkgutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -20,7 +21,7 @@ def _modules_with_examples():
     for info in pkgutil.walk_packages(kerasmed.__path__, prefix="kerasmed."):
         module = importlib.import_module(info.name)
         source = getattr(module, "__file__", None)
-        if source and ">>>" in open(source, encoding="utf-8").read():
+        if source and ">>>" in Path(source).read_text(encoding="utf-8"):
             names.append(info.name)
     return names
 

@@ -20,10 +20,6 @@ from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 _GATES = 4  # input, forget, cell candidate, output: Keras's order
 
 
-def _backend():
-    return keras.backend.backend()
-
-
 def _int_tuple(value, name):
     """Standardizes an int or a pair of ints to a tuple of 2 positive ints."""
     values = (value, value) if isinstance(value, int) else tuple(value)
@@ -316,6 +312,10 @@ class StructuredConvLSTM2DCell(keras.layers.Layer, DropoutRNNCell):
             dilation_rate=dilation_rate,
         )
 
+    def _input_conv(self, x, kernel):
+        """The gate convolution of Ψ_x(x_t): the layer's padding, strides and dilation."""
+        return self._gate_conv(x, kernel, self.padding, self.strides, self.dilation_rate)
+
     def project_inputs(self, sequences, training=False, time_major=False):
         """`conv(Ψ_x(x_t), W)` for every time step: `(B, T, ...)` -> `(B, T, ..., 4 filters)`.
 
@@ -335,9 +335,7 @@ class StructuredConvLSTM2DCell(keras.layers.Layer, DropoutRNNCell):
         if self.input_operator is not None:
             frames = self.input_operator(frames, training=training)
             frames = ops.cast(frames, self.compute_dtype)
-        conv = lambda x, w: self._gate_conv(  # noqa: E731
-            x, w, self.padding, self.strides, self.dilation_rate
-        )
+        conv = self._input_conv
         if training and 0.0 < self.dropout < 1.0:
             masks = self.get_dropout_mask(sequences[0] if time_major else sequences[:, 0])
             psi = ops.reshape(frames, lead + tuple(frames.shape[1:]))
@@ -614,7 +612,9 @@ class StructuredConvLSTM2D(keras.layers.RNN):
         the precomputed (T, B, H, W, 4 filters) projection from memory
         (`benchmarks/structured_conv_lstm.py`).
         """
-        return not training and self.cell.input_operator is None and _backend() == "jax"
+        return (
+            not training and self.cell.input_operator is None and keras.backend.backend() == "jax"
+        )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         # Time-major throughout: only the narrow input is transposed, not the 4-gate projection.
@@ -642,14 +642,12 @@ class StructuredConvLSTM2D(keras.layers.RNN):
             states.append(ops.zeros_like(states[0]))  # the previous output
 
         def step(step_inputs, states):
-            if _backend() == "torch" and self.stateful:
+            if keras.backend.backend() == "torch" and self.stateful:
                 states = [ops.copy(s) for s in states]  # keep autograd away from in-place updates
             if mask is not None:
                 step_inputs, keep = ops.split(step_inputs, [width], axis=cell.channel_axis)
             if per_step:
-                step_inputs = cell._gate_conv(
-                    step_inputs, cell.kernel, cell.padding, cell.strides, cell.dilation_rate
-                )
+                step_inputs = cell._input_conv(step_inputs, cell.kernel)
             if mask is None:
                 return cell.recurrent_step(step_inputs, states, training=training)
             keep = keep > 0.5
