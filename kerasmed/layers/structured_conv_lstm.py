@@ -17,18 +17,9 @@ from keras import activations, constraints, initializers, ops, regularizers
 from keras.src import backend as keras_backend
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
+from kerasmed.validation import check_int_tuple, check_positive_int, check_rate
+
 _GATES = 4  # input, forget, cell candidate, output: Keras's order
-
-
-def _int_tuple(value, name):
-    """Standardizes an int or a pair of ints to a tuple of 2 positive ints."""
-    values = (value, value) if isinstance(value, int) else tuple(value)
-    if len(values) != 2 or not all(isinstance(v, int) and v > 0 for v in values):
-        raise ValueError(
-            f"`{name}` must be a positive integer or a tuple of 2 positive integers. "
-            f"Received: {name}={value}"
-        )
-    return values
 
 
 def _conv_output_length(length, kernel, padding, stride, dilation):
@@ -133,16 +124,15 @@ class StructuredConvLSTM2DCell(keras.layers.Layer, DropoutRNNCell):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
-            raise ValueError(f"`filters` must be a positive integer. Received: filters={filters}")
-        self.filters = filters
-        self.kernel_size = _int_tuple(kernel_size, "kernel_size")
-        self.recurrent_kernel_size = _int_tuple(
+        self.filters = check_positive_int(filters, "filters")
+        self.kernel_size = check_int_tuple(kernel_size, "kernel_size", 2)
+        self.recurrent_kernel_size = check_int_tuple(
             self.kernel_size if recurrent_kernel_size is None else recurrent_kernel_size,
             "recurrent_kernel_size",
+            2,
         )
-        self.strides = _int_tuple(strides, "strides")
-        self.dilation_rate = _int_tuple(dilation_rate, "dilation_rate")
+        self.strides = check_int_tuple(strides, "strides", 2)
+        self.dilation_rate = check_int_tuple(dilation_rate, "dilation_rate", 2)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(
                 "`strides > 1` is not compatible with `dilation_rate > 1`. "
@@ -158,9 +148,8 @@ class StructuredConvLSTM2DCell(keras.layers.Layer, DropoutRNNCell):
                 f"Received: data_format={data_format}"
             )
         self.data_format = data_format
-        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1]. Received: {name}={rate}")
+        check_rate(dropout, "dropout")
+        check_rate(recurrent_dropout, "recurrent_dropout")
         self.input_operator = _deserialize_operator(input_operator)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)

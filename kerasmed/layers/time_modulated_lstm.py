@@ -12,27 +12,24 @@ import keras
 from keras import ops
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
+from kerasmed.validation import (
+    check_non_negative_int,
+    check_one_of,
+    check_positive_int,
+    check_rate,
+)
+
 # Steps per chunk of `_blocked_scan` when the length is not static.
 _CHUNK = 16
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-
-
 def _check_init_args(units, num_labels, version, time_features, dropout, recurrent_dropout):
-    _check_positive_int(units, "units")
-    _check_positive_int(time_features, "time_features")
-    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 0:
-        raise ValueError(
-            f"`num_labels` must be a non-negative integer. Received: num_labels={num_labels!r}"
-        )
-    if version not in (1, 2) or isinstance(version, bool):
-        raise ValueError(f"`version` must be 1 or 2. Received: version={version!r}")
-    for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"`{name}` must be in [0, 1]. Received: {name}={rate!r}")
+    check_positive_int(units, "units")
+    check_positive_int(time_features, "time_features")
+    check_non_negative_int(num_labels, "num_labels")
+    check_one_of(version, "version", (1, 2))
+    check_rate(dropout, "dropout")
+    check_rate(recurrent_dropout, "recurrent_dropout")
 
 
 def _pad_time(x, pad, fill):

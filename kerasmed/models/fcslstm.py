@@ -27,6 +27,7 @@ import keras
 from keras import layers, ops
 
 from kerasmed.layers.structured_conv_lstm import StructuredConvLSTM2D
+from kerasmed.validation import check_positive_int
 
 __all__ = [
     "VGG16_BLOCKS",
@@ -45,11 +46,6 @@ __all__ = [
 VGG16_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 _NUM_BLOCKS = len(VGG16_BLOCKS)
 _FUSE_MODES = ("concat", "sum")
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
 
 
 def _check_image_shape(input_shape, rank, what):
@@ -80,7 +76,7 @@ def block_filters(width_divisor=2):
     >>> block_filters(4)
     (16, 32, 64, 128, 128)
     """
-    _check_positive_int(width_divisor, "width_divisor")
+    check_positive_int(width_divisor, "width_divisor")
     if 64 % width_divisor:
         raise ValueError(
             f"`width_divisor` must divide 64 (VGG-16's narrowest block). "
@@ -138,8 +134,8 @@ def conv_block(index, filters, num_convs, kernel_initializer="he_normal", name="
     >>> tuple(block(np.zeros((1, 5, 6, 2), "float32")).shape)
     (1, 3, 3, 8)
     """
-    _check_positive_int(filters, "filters")
-    _check_positive_int(num_convs, "num_convs")
+    check_positive_int(filters, "filters")
+    check_positive_int(num_convs, "num_convs")
     convs = [
         layers.Conv2D(
             filters,
@@ -229,7 +225,7 @@ def build_fcn_backend(
     >>> backend.output_shape
     (None, 40, 40, 3)
     """
-    _check_positive_int(num_classes, "num_classes")
+    check_positive_int(num_classes, "num_classes")
     _check_fuse(fuse_level, fuse_mode)
     if _NUM_BLOCKS not in feature_channels:
         raise ValueError(
@@ -477,7 +473,7 @@ def build_concise_fcn(
         return keras.Model(inputs, outputs, name=f"{name}_sequence")
     shape = _check_image_shape(input_shape, 3, "(H, W, C) or (T, H, W, C)")
     filters = block_filters(width_divisor)
-    _check_positive_int(num_classes, "num_classes")
+    check_positive_int(num_classes, "num_classes")
     _check_fuse(fuse_level, fuse_mode)
     inputs = keras.Input(shape, name=f"{name}_input")
     x, features = inputs, {}
@@ -536,9 +532,9 @@ def build_unet(
         image segmentation*, MICCAI 2015 (reference [7] of Gao et al., ISBI 2018).
     """
     shape = _check_image_shape(input_shape, 3, "(H, W, C)")
-    _check_positive_int(num_classes, "num_classes")
-    _check_positive_int(base_filters, "base_filters")
-    _check_positive_int(depth, "depth")
+    check_positive_int(num_classes, "num_classes")
+    check_positive_int(base_filters, "base_filters")
+    check_positive_int(depth, "depth")
     sizes = level_sizes(shape[:2], depth)
 
     def double_conv(x, filters, prefix):
@@ -676,7 +672,7 @@ def build_fcslstm(
     """
     shape = _check_image_shape(input_shape, 4, "(T, H, W, C)")
     filters = block_filters(width_divisor)
-    _check_positive_int(num_classes, "num_classes")
+    check_positive_int(num_classes, "num_classes")
     _check_fuse(fuse_level, fuse_mode)
     groups = _check_groups(operator_groups)
     if merge_mode not in ("concat", "sum", "mul", "ave"):

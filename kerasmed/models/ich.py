@@ -21,16 +21,11 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from kerasmed.validation import check_positive_int
+
 __all__ = ["build_slice_cnn", "slice_feature_model", "SliceEncoder", "build_cnn_bilstm"]
 
 _NUM_POOLS = 5
-
-
-def _check_positive_int(value, name, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
 
 
 def build_slice_cnn(
@@ -98,9 +93,9 @@ def build_slice_cnn(
             f"Slices must be at least {minimum}x{minimum} (five 2x2 poolings). "
             f"Received: input_shape={input_shape}"
         )
-    _check_positive_int(base_filters, "base_filters")
-    _check_positive_int(feature_dim, "feature_dim")
-    _check_positive_int(num_classes, "num_classes", allow_none=True)
+    check_positive_int(base_filters, "base_filters")
+    check_positive_int(feature_dim, "feature_dim")
+    check_positive_int(num_classes, "num_classes", allow_none=True)
     if not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
 
@@ -247,7 +242,7 @@ class SliceEncoder(layers.Layer):
         self, slice_model, slice_chunk=None, remat=False, split_layer=None, loop="auto", **kwargs
     ):
         super().__init__(**kwargs)
-        _check_positive_int(slice_chunk, "slice_chunk", allow_none=True)
+        check_positive_int(slice_chunk, "slice_chunk", allow_none=True)
         if loop not in ("auto", "python", "scan"):
             raise ValueError(f"`loop` must be 'auto', 'python' or 'scan'. Received: loop={loop!r}")
         self.loop = loop
@@ -439,10 +434,10 @@ def build_cnn_bilstm(
     Reference:
         Patel et al., IEEE Access 2019, Sections III-A, III-B and III-C2.
     """
-    _check_positive_int(lstm_units, "lstm_units")
-    _check_positive_int(num_lstm_layers, "num_lstm_layers")
-    _check_positive_int(num_classes, "num_classes")
-    _check_positive_int(slice_chunk, "slice_chunk", allow_none=True)
+    check_positive_int(lstm_units, "lstm_units")
+    check_positive_int(num_lstm_layers, "num_lstm_layers")
+    check_positive_int(num_classes, "num_classes")
+    check_positive_int(slice_chunk, "slice_chunk", allow_none=True)
     if slice_cnn is None:
         slice_cnn = build_slice_cnn(
             slice_shape, base_filters, feature_dim, dropout, name=f"{name}_cnn"

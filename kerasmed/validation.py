@@ -1,0 +1,80 @@
+"""Argument checks shared by every kerasmed module, with one message shape.
+
+Each check raises ``ValueError`` whose message names the argument, says what it must be and ends
+with ``Received: name=value`` (Keras's own convention), and returns the value standardized
+(a Python ``int``, a ``tuple`` ...), so a caller writes ``units = check_positive_int(units,
+"units")``. No Keras import: data, io and preprocessing modules use these checks too.
+
+Example:
+
+>>> check_positive_int(3, "units")
+3
+>>> check_positive_int(0, "units")
+Traceback (most recent call last):
+...
+ValueError: `units` must be a positive integer. Received: units=0
+>>> check_int_tuple(3, "kernel_size", 2)
+(3, 3)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def _fail(name, what, value):
+    raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
+
+
+def is_integer(value) -> bool:
+    """``True`` for Python and NumPy integers; ``False`` for bools, floats and everything else."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_positive_int(value, name, allow_none=False):
+    """Returns `value` as an ``int`` if it is an integer >= 1 (or ``None`` when allowed)."""
+    if value is None and allow_none:
+        return None
+    if not is_integer(value) or value < 1:
+        _fail(name, "a positive integer" + (" or None" if allow_none else ""), value)
+    return int(value)
+
+
+def check_non_negative_int(value, name):
+    """Returns `value` as an ``int`` if it is an integer >= 0."""
+    if not is_integer(value) or value < 0:
+        _fail(name, "a non-negative integer", value)
+    return int(value)
+
+
+def check_rate(value, name):
+    """Returns `value` as a ``float`` if it is a number in [0, 1] (a dropout rate, a fraction)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or not 0.0 <= value <= 1.0
+    ):
+        _fail(name, "a number in [0, 1]", value)
+    return float(value)
+
+
+def check_one_of(value, name, choices):
+    """Returns `value` if it is one of `choices` (compared with ``==``, bools kept apart)."""
+    for choice in choices:
+        if value == choice and isinstance(value, bool) == isinstance(choice, bool):
+            return value
+    _fail(name, f"one of {tuple(choices)!r}", value)
+
+
+def check_int_tuple(value, name, length):
+    """Standardizes a positive int or `length` positive ints to a tuple of `length` ints."""
+    values = (value,) * length if is_integer(value) else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        values = ()
+    if len(values) != length or not all(is_integer(v) and v > 0 for v in values):
+        _fail(name, f"a positive integer or a tuple of {length} positive integers", value)
+    return tuple(int(v) for v in values)
