@@ -20,6 +20,7 @@ _SUBPACKAGES = (
     "metrics",
     "losses",
     "schedules",
+    "callbacks",
     "training",
     "plotting",
     "experiments",

@@ -1,4 +1,4 @@
-"""kerasmed.training: balanced samplers, per-stage compile settings, staged training, resumption."""
+"""kerasmed.training: per-stage compile settings, staged training, end to end, resumption."""
 
 import os
 
@@ -6,84 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from kerasmed.data import simulate_head_ct
+from kerasmed.data import BalancedSliceDataset, BalancedVolumeDataset, simulate_head_ct
 from kerasmed.models.ich import build_cnn_bilstm, build_slice_cnn, slice_feature_model
 from kerasmed.preprocessing import window_hu
-from kerasmed.training import (
-    PAPER_STAGES,
-    BalancedSliceDataset,
-    BalancedVolumeDataset,
-    KeepBestWeights,
-    StagedTrainer,
-    compile_stage,
-    train_end_to_end,
-)
-
-
-def _coded_volumes():
-    """Slice k of volume v holds the value 100 v + k everywhere (to identify a drawn slice)."""
-    lengths, labels = [5, 4, 6, 3], [1, 0, 1, 0]
-    volumes = [
-        np.stack([np.full((4, 4), 100.0 * v + k) for k in range(n)]) for v, n in enumerate(lengths)
-    ]
-    slice_labels = [
-        np.array([0, 1, 1, 0, 0]),
-        np.zeros(4),
-        np.array([0, 0, 0, 1, 1, 1]),
-        np.zeros(3),
-    ]
-    return volumes, slice_labels, labels
-
-
-def test_balanced_slice_dataset_draws_equal_classes_from_allowed_slices():
-    volumes, slice_labels, labels = _coded_volumes()
-    data = BalancedSliceDataset(
-        volumes, slice_labels, labels, batch_size=10, steps_per_epoch=3, seed=1
-    )
-    allowed = {1: {1, 2, 203, 204, 205}, 0: {100, 101, 102, 103, 300, 301, 302}}
-    assert len(data) == 3
-    for index in range(len(data)):
-        x, y = data[index]
-        assert x.shape == (10, 4, 4, 1) and x.dtype == np.float32 and y.shape == (10, 2)
-        np.testing.assert_array_equal(y.sum(axis=0), [5, 5])  # as many positives as negatives
-        for image, target in zip(x, y):
-            code = int(image[0, 0, 0])
-            assert np.all(image == code)
-            assert code in allowed[int(target[1])]  # negatives only from negative volumes
-    again = BalancedSliceDataset(
-        volumes, slice_labels, labels, batch_size=10, steps_per_epoch=3, seed=1
-    )
-    np.testing.assert_array_equal(again[2][0], data[2][0])
-    data.on_epoch_end()
-    assert not np.array_equal(again[2][0], data[2][0])
-    shifted = BalancedSliceDataset(
-        volumes, slice_labels, labels, batch_size=4, augment=lambda image, rng: image + 1000.0
-    )
-    assert shifted[0][0].min() >= 1000.0
-    with pytest.raises(ValueError, match=r"Received: volume_labels\[2\]=0"):
-        BalancedSliceDataset(volumes, slice_labels, [1, 0, 0, 0], batch_size=4)
-
-
-def test_balanced_volume_dataset_balance_padding_and_order():
-    volumes = [np.full((n, 4, 4), float(i)) for i, n in enumerate([3, 5, 4, 6, 2])]
-    labels = [1, 0, 0, 0, 0]  # one positive among five
-    data = BalancedVolumeDataset(volumes, labels, samples_per_epoch=10, seed=2)
-    drawn = [data[i] for i in range(len(data))]
-    assert len(drawn) == 10
-    assert sum(int(y[0, 1]) for _, y in drawn) == 5
-    for x, y in drawn:
-        index = int(x[0, 0, 0, 0, 0])
-        assert x.shape == (1, len(volumes[index]), 4, 4, 1) and y[0, 1] == labels[index]
-    padded = BalancedVolumeDataset(volumes, labels, batch_size=2, pad_multiple=4, shuffle=False)
-    (x, mask), y = padded[1]  # volumes 2 and 3: 4 and 6 slices, padded to 8
-    assert x.shape == (2, 8, 4, 4, 1)
-    np.testing.assert_array_equal(mask.sum(axis=1), [4, 6])
-    np.testing.assert_array_equal(y[:, 1], [0, 0])
-    assert len(padded) == 3
-    # Keras on TensorFlow fixes the dimensions equal in the first two batches: they differ
-    for seed in range(5):
-        data = BalancedVolumeDataset(volumes, labels, samples_per_epoch=6, seed=seed)
-        assert data[0][0].shape[1] != data[1][0].shape[1]
+from kerasmed.training import PAPER_STAGES, StagedTrainer, compile_stage, train_end_to_end
 
 
 @pytest.mark.parametrize("stage", sorted(PAPER_STAGES))
@@ -220,39 +146,31 @@ def test_interrupted_stage_resumes_from_the_saved_epoch(tmp_path):
     assert not os.path.exists(tmp_path / "pretrain_cnn" / "backup")  # removed once finished
 
 
-class _RecordWeights(keras.callbacks.Callback):
+class _CountEpochs(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
-        self.weights = []
+        self.epochs = None
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.weights.append(self.model.get_weights())
-
-
-@pytest.mark.parametrize("mode, values, best", [("max", [0.5, 0.9, 0.7], 1), ("min", [3, 2, 1], 2)])
-def test_keep_best_weights_restores_the_best_epoch(mode, values, best):
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(keras.optimizers.SGD(0.1), "mse")
-    scores = iter(values)
-
-    class Score(keras.callbacks.Callback):  # runs before KeepBestWeights: sets the watched log
-        def on_epoch_end(self, epoch, logs=None):
-            logs["score"] = next(scores)
-
-    record, keep = _RecordWeights(), KeepBestWeights("score", mode=mode)
-    x, y = np.ones((8, 2)), np.full((8, 1), 3.0)
-    model.fit(x, y, epochs=3, verbose=0, callbacks=[Score(), record, keep])
-    assert keep.best_epoch == best and keep.best == values[best]
-    for restored, expected in zip(model.get_weights(), record.weights[best]):
-        np.testing.assert_array_equal(restored, expected)
-    assert not np.array_equal(record.weights[best][0], record.weights[-1][0]) or best == 2
+    def on_train_begin(self, logs=None):
+        self.epochs = self.params["epochs"]
 
 
-def test_keep_best_weights_errors():
-    with pytest.raises(ValueError, match="mode"):
-        KeepBestWeights("val_auc", mode="up")
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile("sgd", "mse")
-    with pytest.raises(ValueError, match="val_auc"):
-        model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=1, verbose=0,
-                  callbacks=[KeepBestWeights("val_auc", "max")])  # fmt: skip
+@pytest.mark.parametrize("stage", ["train_lstm", "end_to_end"])
+def test_stage_defaults_come_from_the_table(monkeypatch, stage, tmp_path):
+    """epochs / learning rate left out -> the stage's PAPER_STAGES entry, for the trainer and
+    train_end_to_end alike; fit_stage writes the stage's checkpoint."""
+    monkeypatch.setitem(PAPER_STAGES, stage, {**PAPER_STAGES[stage], "epochs": 0})
+    monkeypatch.setitem(PAPER_STAGES[stage], "learning_rate", 0.25)
+    cnn = build_slice_cnn((32, 32, 1), base_filters=2, feature_dim=5, num_classes=2)
+    model = build_cnn_bilstm((32, 32, 1), slice_cnn=slice_feature_model(cnn), lstm_units=3)
+    volumes, data = _phantom()
+    data = BalancedVolumeDataset(volumes, data.labels, samples_per_epoch=2)
+    count = _CountEpochs()
+    if stage == "train_lstm":
+        trainer = StagedTrainer(cnn, model, checkpoint_dir=str(tmp_path))
+        trainer.train_lstm(data, callbacks=[count])
+    else:
+        train_end_to_end(model, data, checkpoint_dir=str(tmp_path), callbacks=[count])
+    assert count.epochs == 0
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.25)
+    assert os.path.isdir(tmp_path / stage)

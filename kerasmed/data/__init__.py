@@ -1,4 +1,5 @@
-"""``keras.utils.PyDataset`` classes for variable-length sequences and the synthetic data sets."""
+"""``keras.utils.PyDataset`` classes (variable-length sequences, balanced samplers) and the
+synthetic data sets."""
 
 from kerasmed.data.head_ct_phantom import HeadCTPhantom, simulate_head_ct  # noqa: F401
 from kerasmed.data.infant_brain_phantom import (  # noqa: F401
@@ -10,4 +11,5 @@ from kerasmed.data.longitudinal_digits import (  # noqa: F401
     longitudinal_inputs,
     simulate_longitudinal_digits,
 )
+from kerasmed.data.samplers import BalancedSliceDataset, BalancedVolumeDataset  # noqa: F401
 from kerasmed.data.sequences import SequenceDataset, pad_to_batch  # noqa: F401

@@ -41,12 +41,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerasmed.callbacks import EpochProgressBar
 from kerasmed.data import simulate_infant_brain
 from kerasmed.losses import WeightedCategoricalCrossentropy, class_weights_from_labels
 from kerasmed.metrics import mean_pixel_accuracy, segmentation_report
 from kerasmed.models.fcslstm import build_concise_fcn, build_fcslstm
 from kerasmed.schedules import fcslstm_optimizer, paper_lr_callback
-from kerasmed.training import EpochProgressBar
 
 PRESETS = {
     "quick": {

@@ -25,18 +25,12 @@ import sklearn.pipeline
 import sklearn.preprocessing
 import sklearn.svm
 
-from kerasmed.data import simulate_head_ct
+from kerasmed.callbacks import EpochProgressBar, KeepBestWeights
+from kerasmed.data import BalancedSliceDataset, BalancedVolumeDataset, simulate_head_ct
 from kerasmed.metrics import delong_test, operating_point, roc_auc_ci
 from kerasmed.models.ich import build_cnn_bilstm, build_slice_cnn, slice_feature_model
 from kerasmed.preprocessing import max_filter_downsample, window_hu
-from kerasmed.training import (
-    BalancedSliceDataset,
-    BalancedVolumeDataset,
-    EpochProgressBar,
-    KeepBestWeights,
-    StagedTrainer,
-    train_end_to_end,
-)
+from kerasmed.training import StagedTrainer, train_end_to_end
 
 PRESETS = {
     "quick": {

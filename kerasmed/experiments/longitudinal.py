@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerasmed.callbacks import EpochProgressBar
 from kerasmed.data import SequenceDataset, simulate_longitudinal_digits
 from kerasmed.io import load_longitudinal_npz
 from kerasmed.metrics import multilabel_report
@@ -25,7 +26,6 @@ from kerasmed.models.longitudinal import (
     build_tlstm_model,
 )
 from kerasmed.preprocessing import encode_time_deltas, previous_labels
-from kerasmed.training import EpochProgressBar
 
 PRESETS = {
     "quick": {
