@@ -109,7 +109,10 @@ def test_folder_with_several_series_lists_them():
     # The tri-planar localizer series mixes orientations: not a volume.
     with pytest.raises(ValueError, match="mixes slice orientations"):
         read_dicom_series(MR2, series_uid="1.3.6.1.4.1.5962.1.1.0.0.0.1196533885.18148.0.136")
-    single = read_dicom_series(MR2, series_uid="1.3.6.1.4.1.5962.1.1.0.0.0.1196533885.18148.0.481")
+    with pytest.warns(UserWarning, match=r"6 file\(s\) not loaded(.|\n)*other series"):
+        single = read_dicom_series(
+            MR2, series_uid="1.3.6.1.4.1.5962.1.1.0.0.0.1196533885.18148.0.481"
+        )
     assert single.array.shape == (1, 16, 16)
     assert single.spacing[0] == 10.0  # one slice: SliceThickness
     ignored = single.report.ignored
@@ -163,7 +166,8 @@ def test_two_series_require_a_choice(tmp_path):
         )
     with pytest.raises(ValueError, match=r"(?s)1\.1.*files=3.*'A'.*2\.2.*files=2.*'B'"):
         read_dicom_series(tmp_path)
-    volume = read_dicom_series(tmp_path, series_uid="2.2")
+    with pytest.warns(UserWarning, match=r"3 file\(s\) not loaded(.|\n)*other series 1\.1"):
+        volume = read_dicom_series(tmp_path, series_uid="2.2")
     assert volume.array.shape == (2, 4, 3) and volume.series_uid == "2.2"
     assert sorted(os.path.basename(p.path) for p in volume.report.ignored) == ["a0", "a1", "a2"]
 
