@@ -4,8 +4,14 @@ The output folder (``--out``) is a volume set (`kerasmed.io.volumes`): ``labels.
 (``volume_id,label,num_slices``) and ``volumes/<volume_id>.npz`` holding each volume in
 Hounsfield units (``hu``, slice 0 = lowest position along the slice normal, i.e. the skull base
 side), its voxel size (``spacing``, mm) and per-slice labels (``slice_labels``, -1 = unknown).
-``sources.csv`` says where each volume comes from, ``prepare_report.txt`` lists every study,
-series or file that was skipped and why. Slices are resized to ``--slice-size`` (default 256,
+``sources.csv`` says where each volume comes from, ``prepare_report.txt`` (also printed) lists
+every row, study, series or file that was not used and why (`kerasmed.io.LoadReport`).
+
+The label file and the DICOM headers are read first. With ``--strict`` (the default, the rule
+of `kerasmed.io.report`) unusable rows of the label file and DICOM files that cannot be read
+stop the script before anything is written, all of them listed; ``--no-strict`` skips them.
+Studies and series left out by the rules below (no usable series, unknown volume label, a
+series `kerasmed.io.read_dicom_series` refuses) are listed and never stop it. Slices are resized to ``--slice-size`` (default 256,
 the paper's input): by the paper's maximum filter when the size divides the DICOM size (512 ->
 256 is a 2x2 maximum filter), otherwise by OpenCV area interpolation (``--resize`` chooses).
 
@@ -52,7 +58,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
+import dataclasses
 import math
 import os
 import re
@@ -62,15 +68,14 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 from tqdm.auto import tqdm
 
-from kerasmed.io.dicom import read_dicom_series
-from kerasmed.io.volumes import VolumeSetWriter
-from kerasmed.preprocessing.ct import max_filter_downsample
+from kerasmed.io import LoadError, LoadReport, VolumeSetWriter, read_dicom_series
+from kerasmed.io.report import add_strict_argument, write_prepare_report
+from kerasmed.preprocessing import max_filter_downsample, resize_slices
 
 SERIES_PATTERN = r"plain|pre[\s_-]*contrast|\b5\s*mm"
 EXCLUDE_PATTERN = (
@@ -94,6 +99,7 @@ _HEADER_TAGS = [
     "RescaleIntercept",
     "RescaleSlope",
 ]
+_NOT_AN_IMAGE = ("not a DICOM file", "DICOM file without an image")  # ignored, not problems
 
 
 # ---------------------------------------------------------------- shared steps
@@ -117,15 +123,17 @@ def read_header(path):
     return ds, None
 
 
-def read_series_files(paths, allow_nonuniform=True):
+def read_series_files(paths, allow_nonuniform=True, strict=True):
     """Reads the DICOM files `paths` (one series) with `read_dicom_series`.
 
     `read_dicom_series` reads a folder, so the files are linked (or copied where links are not
-    allowed) into a temporary folder first. ``volume.files`` is mapped back to `paths`, and the
-    warnings raised while reading are recorded in ``volume.notes`` instead of printed.
+    allowed) into a temporary folder first. ``volume.files`` and ``volume.report`` are mapped
+    back to `paths`, and the warnings raised while reading are recorded in ``volume.notes``
+    instead of printed.
 
     Returns:
-        The `kerasmed.io.Volume`; its ``notes`` also hold the warnings raised while reading.
+        The `kerasmed.io.Volume`; its ``notes`` also hold the warnings raised while reading and
+        the files not used.
     """
     with tempfile.TemporaryDirectory(prefix="kerasmed-series-") as tmp:
         links = {}
@@ -139,23 +147,26 @@ def read_series_files(paths, allow_nonuniform=True):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.filterwarnings("ignore", message=_UID_WARNING)
-            volume = read_dicom_series(tmp, allow_nonuniform=allow_nonuniform)
+            volume = read_dicom_series(tmp, allow_nonuniform=allow_nonuniform, strict=strict)
     volume.files = [links[f] for f in volume.files]
-    volume.skipped = [(links.get(f, f), reason) for f, reason in volume.skipped]
+    back = [dataclasses.replace(p, path=links.get(p.path, p.path)) for p in volume.report.skipped]
+    problems, ignored = back[: len(volume.report.problems)], back[len(volume.report.problems) :]
+    volume.report = dataclasses.replace(volume.report, problems=problems, ignored=ignored)
     notes = list(volume.notes)
-    notes += [str(w.message) for w in caught if not any(n in str(w.message) for n in notes)]
-    notes += [f"{path}: {reason}" for path, reason in volume.skipped]
+    caught = [str(w.message) for w in caught if tmp not in str(w.message)]  # not the report's
+    notes += [message for message in caught if not any(n in message for n in notes)]
+    notes += [str(p) for p in volume.report.skipped]
     volume.notes = notes
     return volume
 
 
-def resize_slices(hu, spacing, slice_size, method="auto"):
+def resize_volume(hu, spacing, slice_size, method="auto"):
     """Resizes every slice of `hu` to ``slice_size x slice_size``; scales the in-plane spacing.
 
     ``method="max"`` is the paper's maximum filter (non-overlapping blocks; the DICOM size must
-    be a multiple of `slice_size`), ``"area"``/``"linear"`` OpenCV interpolation, ``"auto"``
-    the maximum filter when the size is a multiple, else area interpolation to shrink and linear
-    interpolation to enlarge.
+    be a multiple of `slice_size`), ``"area"``/``"linear"`` OpenCV interpolation
+    (`kerasmed.preprocessing.resize_slices`), ``"auto"`` the maximum filter when the size is a
+    multiple, else area interpolation to shrink and linear interpolation to enlarge.
 
     Returns:
         ``(hu, spacing, used)``: resized float32 volume, new spacing, the method used.
@@ -175,8 +186,7 @@ def resize_slices(hu, spacing, slice_size, method="auto"):
         used = "max"
     else:
         used = method if method != "auto" else ("area" if slice_size < max(h, w) else "linear")
-        flag = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}[used]
-        hu = np.stack([cv2.resize(s, (slice_size, slice_size), interpolation=flag) for s in hu])
+        hu = resize_slices(hu.astype(np.float32, copy=False), slice_size, used)
     spacing = spacing * [1.0, h / slice_size, w / slice_size]
     return hu.astype(np.float32, copy=False), spacing, used
 
@@ -188,14 +198,28 @@ def safe_id(text):
 
 
 class Report:
-    """What was written and what was skipped, printed and saved as ``prepare_report.txt``."""
+    """What was written and what was not, printed and saved as ``prepare_report.txt``.
 
-    def __init__(self, dataset, out):
+    ``labels`` reports the rows of the label file (CQ500's ``reads.csv``, RSNA's
+    ``stage_2_train.csv``), ``inputs`` the study folders, series and DICOM files.
+    """
+
+    def __init__(self, dataset, out, labels_path, source):
         self.dataset, self.out = dataset, Path(out)
-        self.written, self.skipped, self.notes, self.sources = [], [], [], []
+        self.labels = LoadReport(os.fspath(labels_path))
+        self.inputs = LoadReport(os.fspath(source), unit="files")
+        self.written, self.notes, self.sources = [], [], []
 
-    def skip(self, what, reason):
-        self.skipped.append((str(what), str(reason)))
+    def check(self):
+        """Raises one `kerasmed.io.LoadError` listing the problems of both reports, if any."""
+        errors = []
+        for part, what in ((self.labels, "row(s)"), (self.inputs, "file(s) or folder(s)")):
+            try:
+                part.check(what)
+            except LoadError as error:
+                errors.append(error)
+        if errors:
+            raise LoadError("\n".join(map(str, errors)), errors[0].report)
 
     def summary(self):
         labels = [label for _, label in self.written]
@@ -205,30 +229,25 @@ class Report:
             "volumes_written": len(self.written),
             "positives": int(sum(labels)),
             "negatives": int(len(labels) - sum(labels)),
-            "skipped": len(self.skipped),
+            "skipped": len(self.labels.skipped) + len(self.inputs.skipped),
             "notes": len(self.notes),
         }
 
     def finish(self):
         summary = self.summary()
-        lines = [json.dumps(summary, indent=2), "", f"Skipped ({len(self.skipped)}):"]
-        lines += [f"  {what}: {reason}" for what, reason in self.skipped] or ["  none"]
-        lines += ["", f"Notes ({len(self.notes)}):"]
-        lines += [f"  {what}: {note}" for what, note in self.notes] or ["  none"]
-        text = "\n".join(lines) + "\n"
-        (self.out / "prepare_report.txt").write_text(text)
+        notes = [f"Notes ({len(self.notes)}):"]
+        notes += [f"  {what}: {note}" for what, note in self.notes] or ["  none"]
         if self.sources:
             with open(self.out / "sources.csv", "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(self.sources[0]), lineterminator="\n")
                 writer.writeheader()
                 writer.writerows(self.sources)
-        print(text if len(text) < 20000 else json.dumps(summary, indent=2))
-        print(f"Report: {self.out / 'prepare_report.txt'}")
+        write_prepare_report(self.out, summary, self.labels, self.inputs, "\n".join(notes))
         return summary
 
 
 def _write_volume(writer, report, volume_id, volume, label, slice_labels, args, source):
-    hu, spacing, used = resize_slices(volume.array, volume.spacing, args.slice_size, args.resize)
+    hu, spacing, used = resize_volume(volume.array, volume.spacing, args.slice_size, args.resize)
     writer.add(volume_id, hu, label, spacing, slice_labels)
     report.written.append((volume_id, label))
     report.notes.extend((volume_id, note) for note in volume.notes)
@@ -260,11 +279,12 @@ def read_cq500_reads(path, report):
             raise ValueError(f"{path}: missing columns {missing}. Received: header={header}")
         reader.fieldnames = header
         for record in reader:
-            row = reader.line_num
+            row, report.labels.num_rows = reader.line_num, report.labels.num_rows + 1
             name = (record.get("name") or "").strip()
             match = _CQ500_FOLDER.match(name)
             if not match:
-                report.skip(f"reads.csv row {row}", f"name {name!r} is not CQ500-CT-<number>")
+                report.labels.add("name is not CQ500-CT-<number>", row=row, value=name,
+                                  column="name")  # fmt: skip
                 continue
             votes = []
             for column in READER_COLUMNS:
@@ -274,13 +294,13 @@ def read_cq500_reads(path, report):
                 except ValueError:
                     vote = None
                 if vote not in (0.0, 1.0):
-                    report.skip(f"reads.csv row {row} ({name})", f"{column}={value!r} is not 0/1")
+                    report.labels.add(f"{column}={value!r} is not 0/1", row=row, item=name)
                     break
                 votes.append(int(vote))
             else:
                 number = int(match.group(1))
                 if number in reads:
-                    report.skip(f"reads.csv row {row} ({name})", "duplicate study name")
+                    report.labels.add("duplicate study name", row=row, item=name)
                     continue
                 label = int(sum(votes) >= 2)
                 reads[number] = (name, (record.get("Category") or "").strip(), label)
@@ -300,7 +320,8 @@ def find_cq500_studies(root, report):
                 continue
             number, path = int(match.group(1)), os.path.join(folder, name)
             if number in studies:
-                report.skip(path, f"second folder for study {number} (using {studies[number]})")
+                reason = f"second folder for study {number} (using {studies[number]})"
+                report.inputs.add(reason, path=path)
             else:
                 studies[number] = path
         dirs[:] = keep  # do not descend into a study: its files are read as one study
@@ -385,25 +406,37 @@ def select_series(series, series_pattern, exclude_pattern, target_thickness, min
     return sorted(ranked, key=key), rejected
 
 
-def prepare_cq500(args, writer, report):
+def scan_cq500(args, report):
+    """Reads ``reads.csv``, finds the studies and groups each one's files by series.
+
+    Returns ``{study number: (name, category, label, series)}`` of the studies to prepare.
+    """
     reads = read_cq500_reads(args.reads, report)
     studies = find_cq500_studies(args.root, report)
     for number in sorted(set(studies) - set(reads)):
-        report.skip(studies[number], "no row in reads.csv")
-    numbers = sorted(set(reads) & set(studies))
+        report.inputs.ignore("no row in reads.csv", path=studies[number])
     for number in sorted(set(reads) - set(studies)):
-        report.skip(reads[number][0], f"no study folder under {args.root}")
-    if args.max_studies:
-        numbers = numbers[: args.max_studies]
-    for number in tqdm(numbers, desc="CQ500 studies", unit="study"):
-        name, category, label = reads[number]
+        report.inputs.ignore(f"no study folder under {args.root}", item=reads[number][0])
+    numbers = sorted(set(reads) & set(studies))[: args.max_studies or None]
+    scanned = {}
+    for number in tqdm(numbers, desc="CQ500 headers", unit="study"):
+        name = reads[number][0]
         series, unreadable = _series_candidates(studies[number])
+        report.inputs.num_rows += sum(len(info["files"]) for info in series) + len(unreadable)
         other = [path for path, reason in unreadable if reason == "not a DICOM file"]
         if other:
             report.notes.append((name, f"{len(other)} non-DICOM file(s) ignored, e.g. {other[0]}"))
-        report.notes.extend(
-            (name, f"{path}: {reason}") for path, reason in unreadable if path not in other
-        )
+        for path, reason in unreadable:
+            if path not in other:
+                (report.inputs.ignore if reason in _NOT_AN_IMAGE else report.inputs.add)(
+                    reason, path=path, item=name
+                )
+        scanned[number] = (*reads[number], series)
+    return scanned
+
+
+def prepare_cq500(args, writer, report, scanned):
+    for name, category, label, series in tqdm(scanned.values(), desc="CQ500 studies"):
         ranked, rejected = select_series(
             series,
             args.series_pattern,
@@ -414,7 +447,7 @@ def prepare_cq500(args, writer, report):
         failures = []
         for info in ranked:
             try:
-                volume = read_series_files(info["files"], args.allow_nonuniform)
+                volume = read_series_files(info["files"], args.allow_nonuniform, args.strict)
             except Exception as error:
                 failures.append(f"{info['description']!r}: {type(error).__name__}: {error}")
                 continue
@@ -432,7 +465,8 @@ def prepare_cq500(args, writer, report):
             break
         else:
             reasons = failures + [f"{d!r}: {r}" for _, d, r in rejected]
-            report.skip(name, "no usable series: " + ("; ".join(reasons) or "no DICOM images"))
+            reason = "no usable series: " + ("; ".join(reasons) or "no DICOM images")
+            report.inputs.ignore(reason, item=name)
 
 
 # ---------------------------------------------------------------- RSNA 2019
@@ -449,20 +483,21 @@ def read_rsna_labels(path, report):
         for fields in reader:
             if not fields:
                 continue
+            report.labels.num_rows += 1
             row = reader.line_num
             if len(fields) != 2:
-                report.skip(f"labels row {row}", f"{len(fields)} fields, expected 2")
+                report.labels.add(f"{len(fields)} fields, expected 2", row=row)
                 continue
             key, value = fields[0].strip(), fields[1].strip()
             sop, _, kind = key.rpartition("_")
             if kind != "any":
                 continue
             if value not in ("0", "1"):
-                report.skip(f"labels row {row} ({key})", f"label {value!r} is not 0/1")
+                report.labels.add(f"label {value!r} is not 0/1", row=row, item=key)
                 continue
             if sop in labels and labels[sop] != int(value):
                 conflicts.add(sop)
-                report.skip(f"labels row {row} ({key})", "conflicts with an earlier row")
+                report.labels.add("conflicts with an earlier row", row=row, item=key)
             labels[sop] = int(value)
     for sop in conflicts:
         del labels[sop]
@@ -487,7 +522,11 @@ def fix_12bit_slice(hu, intercept, slope):
     return (stored * slope - 1000.0).astype(np.float32)
 
 
-def prepare_rsna(args, writer, report):
+def scan_rsna(args, report):
+    """Reads ``stage_2_train.csv`` and every file's header; returns ``(labels, series, headers)``.
+
+    ``series`` maps a SeriesInstanceUID to its files, ``headers`` a file to its header.
+    """
     labels = read_rsna_labels(args.labels, report)
     paths = sorted(
         os.path.join(args.dicom_dir, name)
@@ -496,12 +535,19 @@ def prepare_rsna(args, writer, report):
     )
     series, headers = {}, {}
     for path in tqdm(paths, desc="RSNA headers", unit="file"):
+        report.inputs.num_rows += 1
         ds, reason = read_header(path)
         if ds is None:
-            report.skip(path, reason)
+            (report.inputs.ignore if reason in _NOT_AN_IMAGE else report.inputs.add)(
+                reason, path=path
+            )
             continue
         series.setdefault(str(ds.SeriesInstanceUID), []).append(path)
         headers[path] = ds
+    return labels, series, headers
+
+
+def prepare_rsna(args, writer, report, labels, series, headers):
     fixed = 0
     progress = tqdm(sorted(series), desc="RSNA series", unit="series")
     for uid in progress:
@@ -512,19 +558,19 @@ def prepare_rsna(args, writer, report):
         sops = {path: Path(path).stem for path in files}
         known = [labels[sops[p]] for p in files if sops[p] in labels]
         if not known:
-            report.skip(f"series {uid}", "no `_any` label for any of its slices")
+            report.inputs.ignore("no `_any` label for any of its slices", item=f"series {uid}")
             continue
         if len(known) < len(files) and max(known) == 0:
-            report.skip(
-                f"series {uid}",
+            reason = (
                 f"{len(files) - len(known)} of {len(files)} slices have no `_any` label and no "
-                "labelled slice is positive, so the volume label is unknown",
+                "labelled slice is positive, so the volume label is unknown"
             )
+            report.inputs.ignore(reason, item=f"series {uid}")
             continue
         try:
-            volume = read_series_files(files, args.allow_nonuniform)
+            volume = read_series_files(files, args.allow_nonuniform, args.strict)
         except Exception as error:
-            report.skip(f"series {uid}", f"{type(error).__name__}: {error}")
+            report.inputs.ignore(f"{type(error).__name__}: {error}", item=f"series {uid}")
             continue
         if args.fix_12bit:
             for k, path in enumerate(volume.files):
@@ -580,6 +626,7 @@ def parse_args(argv=None):
         default=True,
         help="keep series with irregular slice gaps (noted in the report)",
     )
+    add_strict_argument(common)
     common.add_argument(
         "--overwrite",
         action="store_true",
@@ -612,24 +659,32 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Runs one subcommand; returns the summary dict that it prints."""
+    """Runs one subcommand; returns the summary dict that it prints.
+
+    Raises:
+        kerasmed.io.LoadError: with ``--strict``, unusable label rows or unreadable DICOM
+            files (found before anything is written).
+    """
     args = parse_args(argv)
     out = Path(args.out)
-    source = Path(args.root if args.dataset == "cq500" else args.dicom_dir)
+    cq500 = args.dataset == "cq500"
+    source = Path(args.root if cq500 else args.dicom_dir)
     if not source.is_dir():
         sys.exit(f"Not a folder: {source}")
-    report = Report(args.dataset, out)
-    try:
-        writer = VolumeSetWriter(out, hu_dtype=args.hu_dtype, overwrite=args.overwrite)
-    except FileExistsError as error:
-        sys.exit(f"{error} (--overwrite replaces it)")
+    if (out / "labels.csv").exists() and not args.overwrite:
+        sys.exit(f"{out / 'labels.csv'} already exists (--overwrite replaces it)")
+    report = Report(args.dataset, out, args.reads if cq500 else args.labels, source)
+    scanned = scan_cq500(args, report) if cq500 else scan_rsna(args, report)
+    if args.strict:
+        report.check()
+    writer = VolumeSetWriter(out, hu_dtype=args.hu_dtype, overwrite=args.overwrite)
     if args.overwrite:  # the old set's volumes go too, so none is left unlisted
         for old in (out / "volumes").glob("*.npz"):
             old.unlink()
-    if args.dataset == "cq500":
-        prepare_cq500(args, writer, report)
+    if cq500:
+        prepare_cq500(args, writer, report, scanned)
     else:
-        prepare_rsna(args, writer, report)
+        prepare_rsna(args, writer, report, *scanned)
     if not report.written:
         report.finish()
         sys.exit(f"No volume could be prepared from {source}; see {out / 'prepare_report.txt'}.")
@@ -638,4 +693,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")

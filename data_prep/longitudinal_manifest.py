@@ -9,7 +9,9 @@ Output, in ``--out``: ``sequences.npz`` with every patient kept, which
 ``kerasmed reproduce tlstm --data-dir OUT`` reads (and splits by patient itself); when the
 manifest has a ``split`` column, also one file per split value (``train.npz``, ``test.npz``...).
 The format is described in `kerasmed.io.sequences` and read by
-`kerasmed.io.load_longitudinal_npz`. ``prepare_report.txt`` lists every skipped row.
+`kerasmed.io.load_longitudinal_npz`. Unusable rows and unreadable images stop the script with a
+list of all of them (``--no-strict`` skips them instead, see `kerasmed.io.report`);
+``prepare_report.txt`` (also printed) lists every row or image not used.
 
 Example::
 
@@ -20,14 +22,13 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from kerasmed.io.manifest import load_manifest_images, read_longitudinal_manifest
-from kerasmed.io.sequences import save_longitudinal_npz
+from kerasmed.io import load_manifest_images, read_longitudinal_manifest, save_longitudinal_npz
+from kerasmed.io.report import add_strict_argument, write_prepare_report
 
 
 def parse_args(argv=None):
@@ -66,16 +67,12 @@ def parse_args(argv=None):
         default="uint8",
         help="on-disk image type (uint8 is 4x smaller)",
     )
-    parser.add_argument(
-        "--strict", action="store_true", help="stop at the first unusable row or image"
-    )
+    add_strict_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     labels = args.label_columns.split(",") if args.label_columns else None
     manifest = read_longitudinal_manifest(
         args.manifest,
@@ -89,9 +86,11 @@ def main(argv=None):
     splits = dict(zip(manifest.ids, manifest.splits)) if manifest.splits is not None else None
     keep = np.flatnonzero(sequences.lengths >= args.min_exams)
     dropped = len(sequences) - len(keep)
-    sequences = sequences.subset(keep)
+    report, sequences = sequences.report, sequences.subset(keep)
     if len(sequences) == 0:
         sys.exit(f"No patient with at least {args.min_exams} readable exams in {args.manifest}.")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     parts = {"sequences": sequences}
     if splits is not None:
         for name in sorted({splits[i] for i in sequences.ids}):
@@ -100,8 +99,8 @@ def main(argv=None):
             )
     summary = {
         "manifest": str(args.manifest),
-        "rows": manifest.report.num_rows,
-        "skipped_rows": manifest.report.skipped_rows,
+        "rows": report.num_rows,
+        "skipped_rows": report.skipped_rows,
         "patients_below_min_exams": int(dropped),
         "label_names": list(sequences.label_names),
         "image_size": list(size),
@@ -111,12 +110,12 @@ def main(argv=None):
         path = out / f"{name}.npz"
         save_longitudinal_npz(path, part, image_dtype=args.image_dtype)
         summary["files"][path.name] = {"patients": len(part), "exams": int(part.lengths.sum())}
-    (out / "prepare_report.txt").write_text(
-        str(manifest.report) + "\n\n" + json.dumps(summary, indent=2) + "\n"
-    )
-    print(json.dumps(summary, indent=2))
+    write_prepare_report(out, summary, report)
     return summary
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")

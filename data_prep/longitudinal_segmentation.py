@@ -11,7 +11,9 @@ Output, in ``--out``: ``segmentation.npz`` (images ``(S, T, H, W, C)`` float32, 
 volume over the nonzero voxels; labels ``(S, T, H, W)`` int8 with ``-1`` where unlabelled;
 subject ids, axial slice indices and time points, one entry per (subject, slice) sequence),
 which `kerasmed.io.load_segmentation_npz` reads, and ``prepare_report.txt`` listing every
-skipped row, time point or subject. The same report is printed.
+row, time point or subject not used. The same report is printed. Unusable rows, time points
+and subjects stop the script with a list of all of them (``--no-strict`` skips them instead,
+see `kerasmed.io.report`).
 
 To see the expected format, write a tiny synthetic example (2 subjects x 3 time points, T1w +
 T2w, the 6-month time point unlabelled) and convert it::
@@ -27,19 +29,19 @@ label files coded 0/10/150/250 (iSeg-2017) add ``--label-map 0:0,10:1,150:2,250:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import nibabel
 import numpy as np
 
-from kerasmed.io.longitudinal_nifti import (
-    NPZ_NAME,
+from kerasmed.io import (
     load_segmentation_sequences,
     read_segmentation_manifest,
     save_segmentation_npz,
 )
+from kerasmed.io.report import add_strict_argument, write_prepare_report
+from kerasmed.io.segmentation_sequences import NPZ_NAME
 
 # Mean intensity of (background, CSF, GM, WM) at 0, 6 and 12 months. Infant white matter is
 # darker than grey matter on T1w at birth, about the same at 6 months ("isointense" phase, the
@@ -172,7 +174,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--image-root", default=None, help="folder of relative paths (default: the CSV's folder)"
     )
-    parser.add_argument("--strict", action="store_true", help="stop at the first problem")
+    add_strict_argument(parser)
     args = parser.parse_args(argv)
     if args.write_example is None and (args.manifest is None or args.out is None):
         parser.error("give a manifest and --out, or --write-example DIR")
@@ -210,8 +212,8 @@ def main(argv=None):
     save_segmentation_npz(out / NPZ_NAME, sequences)
     summary = {
         "manifest": str(args.manifest),
-        "rows": manifest.report.num_rows,
-        "skipped_rows": manifest.report.skipped_rows,
+        "rows": sequences.report.num_rows,
+        "skipped_rows": sequences.report.skipped_rows,
         "subjects": len(set(sequences.subject_ids)),
         "sequences": len(sequences),
         "images_shape": list(sequences.images.shape),
@@ -220,9 +222,7 @@ def main(argv=None):
         "classes": np.unique(sequences.labels[sequences.labels >= 0]).tolist(),
         "file": str(out / NPZ_NAME),
     }
-    text = str(manifest.report) + "\n\n" + json.dumps(summary, indent=2) + "\n"
-    (out / "prepare_report.txt").write_text(text)
-    print(text, end="")
+    write_prepare_report(out, summary, sequences.report)
     return summary
 
 

@@ -1,33 +1,32 @@
-"""Reading medical image files: DICOM series (pydicom), NIfTI (nibabel), manifests."""
+"""Reading medical image files: DICOM series (pydicom), NIfTI (nibabel), manifests.
+
+Every reader that can skip an input returns a `LoadReport` (what it did not load, and why)
+and follows one ``strict`` rule (`kerasmed.io.report`).
+"""
 
 from kerasmed.io.dicom import Volume, read_dicom_series  # noqa: F401
-from kerasmed.io.longitudinal_nifti import (  # noqa: F401
-    SegmentationManifest,
-    SegmentationSequences,
-    load_segmentation_npz,
-    load_segmentation_sequences,
-    read_segmentation_manifest,
-    save_segmentation_npz,
-)
+from kerasmed.io.longitudinal_nifti import load_segmentation_sequences  # noqa: F401
 from kerasmed.io.manifest import (  # noqa: F401
     LongitudinalManifest,
-    ManifestProblem,
-    ManifestReport,
     load_manifest_images,
     read_exam_image,
     read_longitudinal_manifest,
 )
 from kerasmed.io.nifti import read_nifti  # noqa: F401
+from kerasmed.io.report import LoadError, LoadProblem, LoadReport  # noqa: F401
+from kerasmed.io.segmentation_manifest import (  # noqa: F401
+    SegmentationManifest,
+    read_segmentation_manifest,
+)
+from kerasmed.io.segmentation_sequences import (  # noqa: F401
+    SegmentationSequences,
+    load_segmentation_npz,
+    save_segmentation_npz,
+)
 from kerasmed.io.sequences import (  # noqa: F401
     LongitudinalSequences,
     load_longitudinal_npz,
     save_longitudinal_npz,
 )
-from kerasmed.io.volumes import (  # noqa: F401
-    SkippedVolume,
-    VolumeSet,
-    VolumeSetWriter,
-    from_phantom,
-    load_volume_set,
-    save_volume_set,
-)
+from kerasmed.io.volume_writer import VolumeSetWriter, save_volume_set  # noqa: F401
+from kerasmed.io.volumes import VolumeSet, load_volume_set  # noqa: F401

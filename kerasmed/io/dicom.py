@@ -1,7 +1,8 @@
 """Reading a DICOM series into a (Z, Y, X) volume in Hounsfield units.
 
 Slices are ordered by their position along the slice normal (never by file name), every file that is
-not part of the volume is reported, and the checks a radiologist's viewer would do (one series, one
+not part of the volume is reported (`kerasmed.io.LoadReport`, with the strict rule of
+`kerasmed.io.report` for the files that cannot be read), and the checks a radiologist's viewer would do (one series, one
 orientation, one size, no duplicate slices, uniform spacing) raise errors that say what was found.
 """
 
@@ -13,6 +14,8 @@ import numpy as np
 import pydicom
 import pydicom.pixels
 from pydicom.errors import InvalidDicomError
+
+from kerasmed.io.report import LoadReport
 
 __all__ = ["Volume", "read_dicom_series"]
 
@@ -51,7 +54,10 @@ class Volume:
             was chosen, these are the InstanceNumbers instead (see `notes`).
         series_uid: the DICOM SeriesInstanceUID (None for NIfTI).
         files: the files the slices come from, in slice order (one path for NIfTI).
-        skipped: (path, reason) of every file in the folder that is not part of the volume.
+        report: for DICOM, the `kerasmed.io.LoadReport` of the folder: ``report.ignored``
+            lists the files that are not part of the volume (not DICOM, no pixel data, other
+            series), ``report.problems`` the DICOM files that could not be read (only with
+            ``strict=False``); None for NIfTI.
         affine: 4x4 matrix mapping (x, y, z, 1) voxel indices (i.e. `array[z, y, x]`) to world
             millimetres: DICOM patient coordinates (LPS) for DICOM, RAS+ for NIfTI.
         modality: the DICOM Modality (e.g. "CT"), None for NIfTI.
@@ -63,7 +69,7 @@ class Volume:
     positions: np.ndarray
     series_uid: str | None = None
     files: list = dataclasses.field(default_factory=list)
-    skipped: list = dataclasses.field(default_factory=list)
+    report: LoadReport | None = None
     affine: np.ndarray | None = None
     modality: str | None = None
     notes: list = dataclasses.field(default_factory=list)
@@ -87,30 +93,36 @@ def _list_files(directory, recursive):
     ]
 
 
-def _read_headers(paths):
-    """Reads every file's header (pixel data deferred); returns (datasets, skipped)."""
-    datasets, skipped = [], []
+def _read_headers(paths, report):
+    """Reads every file's header (pixel data deferred); returns the ``(path, dataset)`` pairs.
+
+    Files that are not DICOM images go to ``report.ignored``, DICOM files that cannot be read
+    or lack their SeriesInstanceUID to ``report.problems``.
+    """
+    datasets = []
     for path in paths:
+        report.num_rows += 1
         try:
             ds = pydicom.dcmread(path, defer_size="64 KB")
         except InvalidDicomError:
-            skipped.append((path, "not a DICOM file"))
+            report.ignore("not a DICOM file", path=path)
             continue
         except Exception as error:  # truncated or corrupt file
-            skipped.append((path, f"unreadable DICOM file ({type(error).__name__}: {error})"))
+            reason = f"unreadable DICOM file ({type(error).__name__}: {error})"
+            report.add(reason, path=path)
             continue
         if "PixelData" not in ds:
             sop = ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get(
                 "MediaStorageSOPClassUID"
             )
             kind = getattr(sop, "name", sop) if sop else "unknown SOP class"
-            skipped.append((path, f"DICOM file without pixel data ({kind})"))
+            report.ignore(f"DICOM file without pixel data ({kind})", path=path)
             continue
         if "SeriesInstanceUID" not in ds:
-            skipped.append((path, "DICOM image without SeriesInstanceUID"))
+            report.add("DICOM image without SeriesInstanceUID", path=path)
             continue
         datasets.append((path, ds))
-    return datasets, skipped
+    return datasets
 
 
 def _describe_series(groups):
@@ -131,13 +143,16 @@ def _orientation(items):
         return None
     if any(iop is None for iop in iops):
         missing = [path for (path, _), iop in zip(items, iops) if iop is None]
-        raise ValueError(f"Some files of the series have no ImageOrientationPatient: {missing}")
+        raise ValueError(
+            "Some files of the series have no ImageOrientationPatient, so it is not one volume. "
+            f"Received: {len(missing)} file(s) without it: {missing[:5]}"
+        )
     iops = np.asarray(iops, dtype=np.float64)
     if not np.allclose(iops, iops[0], atol=_ORIENTATION_ATOL):
         distinct = np.unique(np.round(iops, 4), axis=0)
         raise ValueError(
             "The series mixes slice orientations (e.g. a localizer), so it is not one volume. "
-            f"ImageOrientationPatient values found: {distinct.tolist()}"
+            f"Received: ImageOrientationPatient values {distinct.tolist()}"
         )
     row, col = iops[0, :3], iops[0, 3:]
     normal = np.cross(row, col)
@@ -167,7 +182,7 @@ def _decode(path, ds):
     if pixels.ndim != 2:
         raise ValueError(
             f"Only single-frame grayscale images can be stacked into a volume; {path} holds pixel "
-            f"data of shape {pixels.shape} (multi-frame or color)."
+            f"data of another shape (multi-frame or color). Received: shape={pixels.shape}"
         )
     return pydicom.pixels.apply_modality_lut(pixels, ds).astype(np.float32)
 
@@ -186,6 +201,7 @@ def read_dicom_series(
     recursive=False,
     allow_nonuniform=False,
     missing_positions="instance_number",
+    strict=True,
 ):
     """Reads one DICOM series from a folder into a `Volume` of shape (Z, Y, X) in HU.
 
@@ -194,8 +210,10 @@ def read_dicom_series(
     ImageOrientationPatient (so oblique series sort correctly; file names are never used).
     The modality LUT (RescaleSlope/RescaleIntercept) is applied, so CT values are Hounsfield units.
 
-    Files that are not DICOM images (other files, DICOMDIR, reports without pixel data) are
-    skipped, listed in `Volume.skipped` and reported with `warnings.warn`.
+    Files that are not DICOM images (other files, DICOMDIR, reports without pixel data) and the
+    files of other series are left out, listed in ``Volume.report.ignored`` and warned about.
+    DICOM files that cannot be read (truncated, corrupt, no SeriesInstanceUID) may be slices
+    of the volume, so they follow the strict rule of `kerasmed.io.report` (see `strict`).
 
     Args:
         directory: folder holding the series' files.
@@ -210,16 +228,20 @@ def read_dicom_series(
             missing: `"instance_number"` (default) orders slices by InstanceNumber, warns, and
             takes the z spacing from SpacingBetweenSlices or SliceThickness (1 mm if neither);
             `"error"` raises a `ValueError`.
+        strict: if True (default), DICOM files that cannot be read raise a
+            `kerasmed.io.LoadError` (a ``ValueError``) listing every one; if False they are
+            left out, warned about and listed in ``Volume.report.problems``.
 
     Returns:
         A `Volume` with `array` (Z, Y, X) float32, `spacing` (z, y, x) in mm, `positions`,
-        `series_uid`, `files` (in slice order), `skipped`, `affine` (voxel (x, y, z) to LPS mm),
+        `series_uid`, `files` (in slice order), `report`, `affine` (voxel (x, y, z) to LPS mm),
         `modality` and `notes`.
 
     Raises:
         FileNotFoundError: the folder does not exist.
         ValueError: no DICOM image, several series without `series_uid`, an unknown `series_uid`,
-            mixed image sizes or orientations, duplicate slice positions, non-uniform spacing.
+            mixed image sizes or orientations, duplicate slice positions, non-uniform spacing,
+            or (``strict``) DICOM files that cannot be read.
         RuntimeError: compressed pixel data that no installed plugin can decode (the message
             names the package to install, e.g. `pip install pylibjpeg pylibjpeg-libjpeg`).
 
@@ -247,11 +269,10 @@ def read_dicom_series(
     if not os.path.isdir(directory):
         raise NotADirectoryError(f"Expected a folder of DICOM files, got a file: {directory}")
 
-    datasets, skipped = _read_headers(_list_files(directory, recursive))
-    if skipped:
-        listing = "; ".join(f"{path} ({reason})" for path, reason in skipped)
-        warnings.warn(f"Skipped {len(skipped)} file(s) in {directory}: {listing}", stacklevel=2)
+    report = LoadReport(directory, unit="files")
+    datasets = _read_headers(_list_files(directory, recursive), report)
     if not datasets:
+        report.raise_or_warn(strict, "file(s)")
         raise ValueError(f"No DICOM image files found. Received: directory={directory!r}")
 
     groups = {}
@@ -270,17 +291,21 @@ def read_dicom_series(
             f"Received: series_uid={series_uid!r}"
         )
     items = groups[series_uid]
-    # Files of other series are reported as skipped too (no warning: the choice was explicit).
     for uid, others in groups.items():
         if uid != series_uid:
-            skipped.extend((path, f"other series {uid}") for path, _ in others)
+            for path, _ in others:
+                report.ignore(f"other series {uid}", path=path)
+    if strict:
+        report.check("file(s)")  # before any pixel data is decoded
 
     sizes = {}
     for path, ds in items:
         sizes.setdefault((int(ds.Rows), int(ds.Columns)), []).append(path)
     if len(sizes) > 1:
         found = ", ".join(f"{r}x{c} ({len(p)} files, e.g. {p[0]})" for (r, c), p in sizes.items())
-        raise ValueError(f"The series mixes image sizes (rows x columns): {found}")
+        raise ValueError(
+            f"The series mixes image sizes, so it is not one volume. Received: rows x columns {found}"
+        )
 
     notes = []
     geometry = _orientation(items)
@@ -301,7 +326,8 @@ def read_dicom_series(
         if any(ds.get("InstanceNumber") is None for _, ds in items):
             raise ValueError(
                 "The series has neither ImagePositionPatient nor InstanceNumber on every file; "
-                "the slice order cannot be determined."
+                "the slice order cannot be determined. Received: files without InstanceNumber "
+                f"{[path for path, ds in items if ds.get('InstanceNumber') is None][:5]}"
             )
         positions = np.asarray([float(ds.InstanceNumber) for _, ds in items])
         note = (
@@ -320,7 +346,10 @@ def read_dicom_series(
     duplicates = np.flatnonzero(np.abs(gaps) <= _POSITION_ATOL)
     if duplicates.size:
         pairs = [f"{files[i]} and {files[i + 1]} at {positions[i]:g}" for i in duplicates]
-        raise ValueError(f"Duplicate slice positions in the series: {'; '.join(pairs)}")
+        raise ValueError(
+            "Duplicate slice positions in the series, so it is not one volume. "
+            f"Received: {'; '.join(pairs)}"
+        )
 
     first = items[0][1]
     pixel_spacing = first.get("PixelSpacing")
@@ -356,13 +385,14 @@ def read_dicom_series(
         affine[:3, 2] = normal * dz
         affine[:3, 3] = origins[order[0]]
 
+    report.warn("file(s)", stacklevel=2)
     return Volume(
         array=array,
         spacing=(dz, dy, dx),
         positions=positions,
         series_uid=series_uid,
         files=files,
-        skipped=skipped,
+        report=report,
         affine=affine,
         modality=first.get("Modality"),
         notes=notes,

@@ -9,9 +9,11 @@ The manifest is a CSV file with a header row and at least the columns ``patient_
     p001,2012-09-30,p001/2012-09-30.png,1,1,train
 
 Rows that cannot be used (empty cell, unparsable date, missing image file, invalid label value,
-wrong number of fields) are never dropped silently: each becomes a `ManifestProblem` naming its
-line in the CSV file (the header is line 1), the list is returned in ``manifest.report``, a
-warning lists them, and ``strict=True`` raises instead.
+too many fields) and images that cannot be read are never dropped silently: each becomes a
+`kerasmed.io.LoadProblem` naming its line in the CSV file (the header is line 1), and the
+readers follow the strict rule of `kerasmed.io.report`: ``strict=True`` (default) raises one
+error listing them all; ``strict=False`` skips them, warns, and lists them in
+``manifest.report``.
 
 ``data_prep/longitudinal_manifest.py`` turns a manifest into the ``.npz`` files that
 ``kerasmed reproduce tlstm --data-dir`` reads (see `kerasmed.io.sequences`).
@@ -19,73 +21,28 @@ warning lists them, and ``strict=True`` raises instead.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime
 import os
-import warnings
 
 import cv2
 import numpy as np
 
+from kerasmed.io._csv import check_columns, read_csv_rows
+from kerasmed.io.report import LoadReport
 from kerasmed.io.sequences import (  # noqa: F401  (re-exported: the manifest's output format)
     LongitudinalSequences,
     load_longitudinal_npz,
     save_longitudinal_npz,
 )
+from kerasmed.preprocessing.resize import resize_slices
+from kerasmed.validation import check_int_tuple
 
 DEFAULT_LABEL_MAP = {
     "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0,
     "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0,
 }  # fmt: skip
 _SECONDS_PER_DAY = 86400.0
-_MAX_LISTED = 20
-_EXTRA = "\0extra"  # DictReader key of the fields beyond the header
-
-
-@dataclasses.dataclass(frozen=True)
-class ManifestProblem:
-    """One unusable manifest row (or image): its CSV line, the column and value at fault."""
-
-    row: int
-    message: str
-    column: str | None = None
-    value: str | None = None
-
-    def __str__(self):
-        where = f" [{self.column}={self.value!r}]" if self.column is not None else ""
-        return f"row {self.row}: {self.message}{where}"
-
-
-@dataclasses.dataclass
-class ManifestReport:
-    """What happened to the rows of a manifest.
-
-    Attributes:
-        path: the CSV file.
-        num_rows: data rows read (header excluded).
-        problems: one `ManifestProblem` per fault; a row with any fault is skipped.
-    """
-
-    path: str
-    num_rows: int = 0
-    problems: list = dataclasses.field(default_factory=list)
-
-    @property
-    def skipped_rows(self) -> list:
-        """CSV line numbers of the skipped rows, sorted."""
-        return sorted({p.row for p in self.problems})
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def __str__(self):
-        head = f"{self.path}: {self.num_rows} rows, {len(self.skipped_rows)} skipped"
-        lines = [str(p) for p in self.problems[:_MAX_LISTED]]
-        if len(self.problems) > _MAX_LISTED:
-            lines.append(f"... and {len(self.problems) - _MAX_LISTED} more problems")
-        return "\n  ".join([head, *lines])
 
 
 @dataclasses.dataclass
@@ -101,7 +58,7 @@ class LongitudinalManifest:
         rows: per patient, ``(T_i,)`` int64 CSV line numbers of the exams.
         label_names: the label columns.
         splits: per patient, the ``split`` column value, or ``None`` without that column.
-        report: the `ManifestReport`.
+        report: the `kerasmed.io.LoadReport` (what was not read, and why).
     """
 
     ids: tuple
@@ -112,7 +69,7 @@ class LongitudinalManifest:
     rows: list
     label_names: tuple
     splits: tuple | None
-    report: ManifestReport
+    report: LoadReport
 
     def __len__(self):
         return len(self.ids)
@@ -133,12 +90,36 @@ def _parse_date(value, date_format):
     return parsed.replace(tzinfo=None)
 
 
-def _problems_error(report, strict):
-    if report.problems:
-        text = f"Unusable manifest rows (skipped):\n  {report}"
-        if strict:
-            raise ValueError(text + "\nReceived: strict=True")
-        warnings.warn(text, stacklevel=3)
+def _parse_exam(row, columns, label_columns, label_map, date_format, root, check_files):
+    """Reads one manifest row; returns ``(date, image path, labels)`` and its problems.
+
+    `columns` are the patient, date and image column names (then the split column, if any),
+    which must not be empty; each problem is a ``(reason, where)`` pair, ``where`` holding the
+    `kerasmed.io.LoadProblem` fields.
+    """
+    date_column, image_column = columns[1:3]
+    cells, faults = row.cells, []
+    for c in columns:
+        if not cells[c]:
+            faults.append(("missing value", {"column": c, "value": row.raw.get(c)}))
+    date = path = None
+    if cells[date_column]:
+        try:
+            date = np.datetime64(_parse_date(cells[date_column], date_format), "s")
+        except ValueError:
+            faults.append(("unparsable date", {"column": date_column, "value": cells[date_column]}))
+    if cells[image_column]:
+        path = os.path.normpath(os.path.join(root, cells[image_column]))
+        if check_files and not os.path.isfile(path):
+            where = {"path": path, "column": image_column, "value": cells[image_column]}
+            faults.append((f"image file not found: {path}", where))
+    values = []
+    for c in label_columns:
+        value = label_map.get(cells[c].lower())
+        if value is None:
+            faults.append(("invalid label value", {"column": c, "value": row.raw.get(c)}))
+        values.append(value)
+    return (date, path, values), faults
 
 
 def read_longitudinal_manifest(
@@ -146,7 +127,7 @@ def read_longitudinal_manifest(
     label_columns=None,
     image_root=None,
     date_format=None,
-    strict=False,
+    strict=True,
     check_files=True,
     label_map=None,
     patient_column="patient_id",
@@ -163,7 +144,9 @@ def read_longitudinal_manifest(
         image_root: folder that relative image paths start from; ``None`` uses the CSV's folder.
         date_format: a ``datetime.strptime`` format such as ``"%d/%m/%Y"``; ``None`` accepts
             ISO 8601 dates (``2012-03-04``, ``2012-03-04T10:30``) and DICOM ``20120304``.
-        strict: raise ``ValueError`` listing every unusable row instead of skipping them.
+        strict: if True (default), any unusable row raises a `kerasmed.io.LoadError` (a
+            ``ValueError``) listing every one; if False they are skipped, warned about and
+            listed in ``manifest.report``.
         check_files: report rows whose image file does not exist.
         label_map: lower-case cell text -> label value; defaults to ``1/0``, ``1.0/0.0``,
             ``true/false`` and ``yes/no``. Pass e.g. ``{**DEFAULT_LABEL_MAP, "": 0.0}`` to read
@@ -179,8 +162,8 @@ def read_longitudinal_manifest(
 
     Raises:
         FileNotFoundError: if `csv_path` does not exist.
-        ValueError: if a required column is missing from the header, or (``strict=True``) if
-            any row is unusable.
+        ValueError: if the file is not UTF-8 CSV, a required column is missing from the
+            header, or (``strict=True``) any row is unusable.
 
     Example:
 
@@ -189,80 +172,46 @@ def read_longitudinal_manifest(
     >>> _ = (folder / "m.csv").write_text(
     ...     "patient_id,study_date,image_path,effusion\\n"
     ...     "p1,2012-03-10,b.png,1\\np1,2012-03-01,a.png,0\\np2,2013-01-01,c.png,maybe\\n")
-    >>> m = read_longitudinal_manifest(folder / "m.csv", check_files=False)
+    >>> m = read_longitudinal_manifest(folder / "m.csv", check_files=False, strict=False)
     >>> m.ids, m.deltas[0].tolist(), m.report.skipped_rows
     (('p1',), [0.0, 9.0], [4])
     """
     csv_path = os.fspath(csv_path)
-    if not os.path.isfile(csv_path):
-        raise FileNotFoundError(f"No such manifest file: {csv_path}")
+    header, csv_rows = read_csv_rows(csv_path)
     root = os.fspath(image_root) if image_root is not None else os.path.dirname(csv_path)
     label_map = DEFAULT_LABEL_MAP if label_map is None else label_map
     label_map = {str(k).strip().lower(): float(v) for k, v in label_map.items()}
-    report = ManifestReport(path=csv_path)
-    exams = {}  # patient -> list of (date, row, path, labels)
-    splits = {}
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, restkey=_EXTRA)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        reader.fieldnames = header
-        required = [patient_column, date_column, image_column]
-        if label_columns is None:
-            skip = {*required, split_column}
-            label_columns = [h for h in header if h not in skip]
-        label_columns = [str(c) for c in label_columns]
-        missing = [c for c in [*required, *label_columns] if c not in header]
-        if missing or not label_columns:
-            raise ValueError(
-                f"{csv_path} (row 1, header): missing columns {missing or 'for labels'}; need "
-                f"{required} plus at least one label column. Received: header={header}"
-            )
-        has_split = split_column in header
-        for record in reader:
-            row, faults = reader.line_num, []
-            report.num_rows += 1
-            if _EXTRA in record:
-                count = len(header) + len(record[_EXTRA])
-                faults.append((f"{count} fields, the header has {len(header)}", None, None))
-            cells = {c: (record.get(c) or "").strip() for c in header}
-            for c in required + ([split_column] if has_split else []):
-                if not cells[c]:
-                    faults.append(("missing value", c, record.get(c)))
-            date = path = None
-            if cells[date_column]:
-                try:
-                    date = _parse_date(cells[date_column], date_format)
-                except ValueError:
-                    faults.append(("unparsable date", date_column, cells[date_column]))
-            if cells[image_column]:
-                path = os.path.normpath(os.path.join(root, cells[image_column]))
-                if check_files and not os.path.isfile(path):
-                    faults.append(
-                        (f"image file not found: {path}", image_column, cells[image_column])
-                    )
-            values = []
-            for c in label_columns:
-                value = label_map.get(cells[c].lower())
-                if value is None:
-                    faults.append(("invalid label value", c, record.get(c)))
-                values.append(value)
-            patient = cells[patient_column]
-            if has_split and cells[split_column] and patient in splits:
-                if cells[split_column] != splits[patient]:
-                    faults.append(
-                        (
-                            f"patient {patient!r} is already in split {splits[patient]!r}",
-                            split_column,
-                            cells[split_column],
-                        )
-                    )
-            if faults:
-                report.problems.extend(ManifestProblem(row, *fault) for fault in faults)
-                continue
-            if has_split:
-                splits.setdefault(patient, cells[split_column])
-            exams.setdefault(patient, []).append((np.datetime64(date, "s"), row, path, values))
-    _problems_error(report, strict)
+    columns = [patient_column, date_column, image_column]
+    if label_columns is None:
+        label_columns = [h for h in header if h not in {*columns, split_column}]
+    label_columns = [str(c) for c in label_columns]
+    required = [*columns, *label_columns] + ([] if label_columns else ["<a label column>"])
+    check_columns(csv_path, header, required, f"{columns} plus at least one label column")
+    has_split = split_column in header
+    if has_split:
+        columns.append(split_column)
+    report = LoadReport(source=csv_path)
+    exams, splits = {}, {}  # patient -> list of (date, row, path, labels); patient -> split
+    for row in csv_rows:
+        report.num_rows += 1
+        exam, faults = _parse_exam(
+            row, columns, label_columns, label_map, date_format, root, check_files
+        )
+        reason = row.fields_reason(header)
+        if reason:
+            faults.insert(0, (reason, {}))
+        patient, split = row.cells[patient_column], row.cells.get(split_column, "")
+        if split and patient in splits and split != splits[patient]:
+            reason = f"patient {patient!r} is already in split {splits[patient]!r}"
+            faults.append((reason, {"column": split_column, "value": split}))
+        for reason, where in faults:
+            report.add(reason, row=row.line, **where)
+        if faults:
+            continue
+        if has_split:
+            splits.setdefault(patient, split)
+        exams.setdefault(patient, []).append((exam[0], row.line, *exam[1:]))
+    report.raise_or_warn(strict, "row(s)")
     ids, paths, dates, labels, deltas, rows = [], [], [], [], [], []
     for patient, items in exams.items():
         items = sorted(items, key=lambda item: (item[0], item[1]))
@@ -296,7 +245,7 @@ def read_exam_image(path, image_size=None):
     Args:
         path: the image file.
         image_size: ``(height, width)`` or an int for a square; ``None`` keeps the size.
-            Resizing uses ``cv2.INTER_AREA``.
+            Resizing uses `kerasmed.preprocessing.resize_slices` with ``"area"``.
 
     Returns:
         A ``(H, W)`` float32 array.
@@ -316,7 +265,7 @@ def read_exam_image(path, image_size=None):
         image = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds).astype("float32")
         if image.ndim != 2:
             raise ValueError(
-                f"Expected a single-frame grey DICOM image. Received: shape={image.shape} in {path}"
+                f"Expected a single-frame grey DICOM image in {path}. Received: shape={image.shape}"
             )
         if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
             image = image.max() - image
@@ -325,34 +274,38 @@ def read_exam_image(path, image_size=None):
     else:
         raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if raw is None:
-            raise ValueError(f"OpenCV cannot decode the image file {path}")
+            raise ValueError(f"OpenCV cannot decode the image file {path}. Received: path={path!r}")
         if raw.ndim == 3:
             raw = cv2.cvtColor(raw[..., :3], cv2.COLOR_BGR2GRAY)
         scale = np.iinfo(raw.dtype).max if np.issubdtype(raw.dtype, np.integer) else 1.0
         image = raw.astype("float32") / np.float32(scale)
     if image_size is not None:
-        height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
-        image = cv2.resize(image, (int(width), int(height)), interpolation=cv2.INTER_AREA)
+        image = resize_slices(image[None], check_int_tuple(image_size, "image_size", 2), "area")[0]
     return np.clip(image, 0.0, 1.0).astype("float32")
 
 
-def load_manifest_images(manifest: LongitudinalManifest, image_size=(299, 299), strict=False):
+def load_manifest_images(manifest: LongitudinalManifest, image_size=(299, 299), strict=True):
     """Loads and resizes every image of a manifest into a `LongitudinalSequences`.
 
-    Exams whose image cannot be read are skipped and reported (``manifest.report`` gains a
-    `ManifestProblem` per image, with its CSV line); the time lapses of that patient are
-    recomputed from the remaining dates. A patient left with no exam is dropped (and reported).
+    Every image is read; one that cannot be read is a problem (a `kerasmed.io.LoadProblem`
+    naming its CSV line and file), handled by the strict rule of `kerasmed.io.report`. Without
+    strictness the exam is skipped and the time lapses of that patient are recomputed from the
+    remaining dates; a patient left with no exam is dropped (its exams are listed).
 
     Args:
         manifest: a `LongitudinalManifest` from `read_longitudinal_manifest`.
         image_size: ``(height, width)`` or an int; every image is resized to it.
-        strict: raise ``ValueError`` on the first unreadable image instead.
+        strict: if True (default), any unreadable image raises a `kerasmed.io.LoadError` (a
+            ``ValueError``) listing every one; if False they are skipped and warned about.
 
     Returns:
-        A `LongitudinalSequences` (``delta_unit="days"``, ``ids`` = the patients kept).
+        A `LongitudinalSequences` (``delta_unit="days"``, ``ids`` = the patients kept) whose
+        ``report`` is a copy of ``manifest.report`` extended with the images not read
+        (``manifest.report`` itself is unchanged).
     """
     images, labels, deltas, ids = [], [], [], []
-    problems_before = len(manifest.report.problems)
+    report = manifest.report.copy()
+    start = report.mark()
     for i, patient in enumerate(manifest.ids):
         keep, stack = [], []
         for j, path in enumerate(manifest.image_paths[i]):
@@ -360,24 +313,14 @@ def load_manifest_images(manifest: LongitudinalManifest, image_size=(299, 299), 
                 stack.append(read_exam_image(path, image_size))
                 keep.append(j)
             except (OSError, ValueError) as error:
-                row = int(manifest.rows[i][j])
-                if strict:
-                    raise ValueError(f"row {row}: cannot read image {path}: {error}") from error
-                manifest.report.problems.append(
-                    ManifestProblem(row, f"cannot read image: {error}", "image_path", path)
-                )
-        if not keep:
-            continue
-        ids.append(patient)
-        images.append(np.stack(stack))
-        labels.append(manifest.labels[i][keep])
-        deltas.append(_deltas_in_days(manifest.dates[i][keep]))
-    new = manifest.report.problems[problems_before:]
-    if new:
-        warnings.warn(
-            "Unreadable images (exams skipped):\n  " + "\n  ".join(map(str, new[:_MAX_LISTED])),
-            stacklevel=2,
-        )
+                where = {"path": path, "column": "image_path", "value": path}
+                report.add(f"cannot read image: {error}", row=int(manifest.rows[i][j]), **where)
+        if keep:
+            ids.append(patient)
+            images.append(np.stack(stack))
+            labels.append(manifest.labels[i][keep])
+            deltas.append(_deltas_in_days(manifest.dates[i][keep]))
+    report.raise_or_warn(strict, "image(s)", since=start)
     return LongitudinalSequences(
         images=images,
         labels=labels,
@@ -385,4 +328,5 @@ def load_manifest_images(manifest: LongitudinalManifest, image_size=(299, 299), 
         label_names=manifest.label_names,
         ids=tuple(ids),
         delta_unit="days",
+        report=report,
     )

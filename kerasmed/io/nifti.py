@@ -78,7 +78,6 @@ def read_nifti(path):
         positions=positions,
         series_uid=None,
         files=[path],
-        skipped=[],
         affine=affine,
         modality=None,
         notes=[],

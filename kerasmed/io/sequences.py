@@ -20,9 +20,11 @@ along the exam axis, with no Python objects (the file loads with ``allow_pickle=
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
+
+from kerasmed.io._npz import load_npz
+from kerasmed.io.report import LoadReport
 
 FORMAT_VERSION = 1
 _KEYS = ("images", "labels", "deltas", "offsets", "ids", "label_names", "delta_unit")
@@ -40,6 +42,8 @@ class LongitudinalSequences:
         label_names: the ``L`` label names.
         ids: one identifier per sequence (patient id); defaults to ``"0", "1", ...``.
         delta_unit: unit of `deltas` (``"days"`` for real exams, ``"steps"`` for simulations).
+        report: the `kerasmed.io.LoadReport` of the manifest the sequences were read from
+            (`kerasmed.io.load_manifest_images`), or None.
 
     Example:
 
@@ -63,6 +67,7 @@ class LongitudinalSequences:
     label_names: tuple
     ids: tuple | None = None
     delta_unit: str = "days"
+    report: LoadReport | None = None
 
     def __post_init__(self):
         self.label_names = tuple(str(name) for name in self.label_names)
@@ -198,19 +203,10 @@ def load_longitudinal_npz(path) -> LongitudinalSequences:
 
     Raises:
         FileNotFoundError: if `path` does not exist.
-        ValueError: if a key is missing or the arrays are inconsistent.
+        ValueError: if the file is not an ``.npz`` file, a key is missing or the arrays are
+            inconsistent.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such longitudinal .npz file: {path}")
-    with np.load(path, allow_pickle=False) as data:
-        missing = [k for k in _KEYS if k not in data.files]
-        if missing:
-            raise ValueError(
-                f"{path} is not a longitudinal sequences file: missing keys {missing}. "
-                f"Received: keys={sorted(data.files)}"
-            )
-        arrays = {k: data[k] for k in _KEYS}
+    arrays = load_npz(path, _KEYS, "longitudinal sequences")
     images, offsets = arrays["images"], arrays["offsets"].astype("int64")
     n = len(images)
     if (

@@ -7,9 +7,11 @@ from kerasmed.preprocessing.augmentation import (  # noqa: F401
     shift_image,
 )
 from kerasmed.preprocessing.ct import WINDOWS, max_filter_downsample, window_hu  # noqa: F401
+from kerasmed.preprocessing.intensity import zscore_nonzero  # noqa: F401
 from kerasmed.preprocessing.longitudinal import (  # noqa: F401
     encode_time_deltas,
     previous_labels,
     time_deltas,
     time_features_for,
 )
+from kerasmed.preprocessing.resize import INTERPOLATIONS, resize_slices  # noqa: F401

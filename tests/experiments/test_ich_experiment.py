@@ -8,7 +8,7 @@ import pytest
 from kerasmed.data import simulate_head_ct
 from kerasmed.experiments import ich as exp
 from kerasmed.experiments import run_experiment
-from kerasmed.io import from_phantom, save_volume_set
+from kerasmed.io import VolumeSet, save_volume_set
 from kerasmed.metrics import delong_test, roc_auc_ci
 
 TINY = {
@@ -70,7 +70,8 @@ def test_tiny_run_writes_results_and_figures(tiny_preset, tmp_path):
 
 def test_run_reads_a_volume_set_folder(tiny_preset, tmp_path):
     phantom = simulate_head_ct(24, slice_size=64, min_slices=8, max_slices=10, seed=5)
-    save_volume_set(tmp_path / "set", from_phantom(phantom))
+    data = VolumeSet(phantom.volumes, phantom.labels, phantom.slice_labels, phantom.spacing)
+    save_volume_set(tmp_path / "set", data)
     volumes, labels, slice_labels = exp.load_volumes("quick", str(tmp_path / "set"))
     np.testing.assert_array_equal(labels, phantom.labels)
     for ours, theirs in zip(volumes, phantom.volumes, strict=True):

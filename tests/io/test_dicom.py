@@ -15,6 +15,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from kerasmed.io import LoadError
 from kerasmed.io.dicom import Volume, read_dicom_series
 
 CT5N = os.path.dirname(get_testdata_file("dicomdirtests/98892001/CT5N/2062"))
@@ -89,7 +90,7 @@ def test_pydicom_ct_series_sorted_by_position_not_name():
     np.testing.assert_allclose(volume.positions, [-1.2375, 1.2625, 3.7625, 6.2625, 8.7625])
     np.testing.assert_allclose(volume.spacing, (2.5, 0.488281, 0.488281))
     assert volume.series_uid == datasets[0].SeriesInstanceUID
-    assert volume.modality == "CT" and volume.skipped == []
+    assert volume.modality == "CT" and volume.report.skipped == []
     assert volume.array.min() < -800  # air in HU after the -1024 intercept
 
 
@@ -108,10 +109,15 @@ def test_folder_with_several_series_lists_them():
     # The tri-planar localizer series mixes orientations: not a volume.
     with pytest.raises(ValueError, match="mixes slice orientations"):
         read_dicom_series(MR2, series_uid="1.3.6.1.4.1.5962.1.1.0.0.0.1196533885.18148.0.136")
-    single = read_dicom_series(MR2, series_uid="1.3.6.1.4.1.5962.1.1.0.0.0.1196533885.18148.0.481")
+    with pytest.warns(UserWarning, match=r"6 file\(s\) not loaded(.|\n)*other series"):
+        single = read_dicom_series(
+            MR2, series_uid="1.3.6.1.4.1.5962.1.1.0.0.0.1196533885.18148.0.481"
+        )
     assert single.array.shape == (1, 16, 16)
     assert single.spacing[0] == 10.0  # one slice: SliceThickness
-    assert len(single.skipped) == 6 and all("other series" in r for _, r in single.skipped)
+    ignored = single.report.ignored
+    assert len(ignored) == 6 and all("other series" in p.reason for p in ignored)
+    assert single.report.ok and single.report.num_rows == 7
     with pytest.raises(ValueError, match="Received: series_uid='9.9'"):
         read_dicom_series(MR2, series_uid="9.9")
 
@@ -141,7 +147,10 @@ def test_written_series_shuffled_names_and_junk_file(tmp_path, syntax):
     assert [os.path.basename(f) for f in volume.files] == [names[k] for k in order]
     np.testing.assert_allclose(volume.positions, [6, 9, 12, 15])
     assert volume.spacing == (3.0, 0.5, 0.75)
-    assert volume.skipped == [(str(tmp_path / "notes.txt"), "not a DICOM file")]
+    assert [(p.path, p.reason) for p in volume.report.skipped] == [
+        (str(tmp_path / "notes.txt"), "not a DICOM file")
+    ]
+    assert volume.report.ok  # a file that is not DICOM is not a problem
     # affine: voxel (x, y, z) -> LPS mm.
     np.testing.assert_allclose(volume.affine @ [2, 1, 3, 1], [-10 + 2 * 0.75, -20 + 0.5, 15, 1])
 
@@ -157,9 +166,10 @@ def test_two_series_require_a_choice(tmp_path):
         )
     with pytest.raises(ValueError, match=r"(?s)1\.1.*files=3.*'A'.*2\.2.*files=2.*'B'"):
         read_dicom_series(tmp_path)
-    volume = read_dicom_series(tmp_path, series_uid="2.2")
+    with pytest.warns(UserWarning, match=r"3 file\(s\) not loaded(.|\n)*other series 1\.1"):
+        volume = read_dicom_series(tmp_path, series_uid="2.2")
     assert volume.array.shape == (2, 4, 3) and volume.series_uid == "2.2"
-    assert sorted(os.path.basename(p) for p, _ in volume.skipped) == ["a0", "a1", "a2"]
+    assert sorted(os.path.basename(p.path) for p in volume.report.ignored) == ["a0", "a1", "a2"]
 
 
 def test_duplicate_positions_name_the_files(tmp_path):
@@ -248,4 +258,24 @@ def test_no_warning_for_a_clean_folder(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         volume = read_dicom_series(tmp_path)
-    assert volume.notes == [] and volume.skipped == []
+    assert volume.notes == [] and volume.report.skipped == []
+
+
+def test_unreadable_dicom_file_follows_the_strict_rule(tmp_path):
+    for k in range(3):
+        write_slice(tmp_path / f"s{k}", slice_pixels(k), (0, 0, k))
+    ds = pydicom.dcmread(tmp_path / "s1")
+    del ds.SeriesInstanceUID  # an image that may be a slice of the series: a problem
+    ds.save_as(tmp_path / "s1")
+    (tmp_path / "DICOMDIR.txt").write_text("not dicom")  # not a problem
+    with pytest.raises(LoadError) as info:
+        read_dicom_series(tmp_path)  # strict by default
+    message = str(info.value)
+    assert f"{tmp_path / 's1'}: DICOM image without SeriesInstanceUID" in message
+    assert "1 file(s) cannot be used" in message and "DICOMDIR" not in message
+    with pytest.warns(UserWarning, match=r"2 file\(s\) not loaded"):
+        volume = read_dicom_series(tmp_path, strict=False)
+    assert [os.path.basename(f) for f in volume.files] == ["s0", "s2"]
+    assert [p.path for p in volume.report.problems] == [str(tmp_path / "s1")]
+    assert [p.path for p in volume.report.ignored] == [str(tmp_path / "DICOMDIR.txt")]
+    np.testing.assert_array_equal(volume.positions, [0, 2])

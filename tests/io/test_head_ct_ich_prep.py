@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from test_dicom import write_slice  # tests/io/test_dicom.py
 
-from kerasmed.io import load_volume_set
+from kerasmed.io import LoadError, load_volume_set
 
 # RSNA's anonymised UIDs ("ID_...") are not valid DICOM UIDs: pydicom warns when writing them.
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
@@ -99,6 +99,11 @@ def test_cq500_labels_series_choice_order_and_hu(cq500, tmp_path, capsys):
     root, reads = cq500
     out = tmp_path / "out"
     argv = ["cq500", "--root", str(root), "--reads", str(reads), "--out", str(out)]
+    with pytest.raises(LoadError, match=r"reads\.csv: 1 row\(s\) cannot be used") as info:
+        prep.main(argv + ["--slice-size", "4", "--min-slices", "3"])  # strict by default
+    assert "row 6 (CQ500-CT-4): R2:ICH='maybe' is not 0/1" in str(info.value)
+    assert not out.exists()  # stopped before anything was written
+    argv.append("--no-strict")
     summary = prep.main(argv + ["--slice-size", "4", "--min-slices", "3"])
     assert summary["volumes_written"] == 3 and summary["positives"] == 2
     data = load_volume_set(out)
@@ -122,7 +127,7 @@ def test_cq500_labels_series_choice_order_and_hu(cq500, tmp_path, capsys):
     for part in (
         "CQ500-CT-2: no usable series: 'BONE': matches --exclude-pattern",
         "CQ500CT3 CQ500CT3: no row in reads.csv",
-        "reads.csv row 6 (CQ500-CT-4): R2:ICH='maybe' is not 0/1",
+        "reads.csv: 6 rows, 1 skipped\n  row 6 (CQ500-CT-4): R2:ICH='maybe' is not 0/1",
         "CQ500-CT-5: no study folder",
         "1 non-DICOM file(s) ignored",
     ):
@@ -225,6 +230,10 @@ def test_rsna_groups_orders_and_labels_slices(rsna, tmp_path):
     folder, labels, raw6 = rsna
     out = tmp_path / "out"
     argv = ["rsna", "--dicom-dir", str(folder), "--labels", str(labels), "--out", str(out)]
+    with pytest.raises(LoadError, match=r"2 row\(s\) cannot be used(.|\n)*ID_x_any"):
+        prep.main(argv)  # strict by default: the conflicting and the invalid label rows
+    assert not out.exists()
+    argv.append("--no-strict")
     summary = prep.main(argv + ["--slice-size", "0"])
     assert summary["volumes_written"] == 4 and summary["positives"] == 2
     data = load_volume_set(out)
@@ -268,23 +277,24 @@ def test_rsna_groups_orders_and_labels_slices(rsna, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     none = ["rsna", "--dicom-dir", str(empty), "--labels", str(labels), "--out", str(out)]
+    none.append("--no-strict")
     with pytest.raises(SystemExit, match="No volume could be prepared"):
         prep.main(none + ["--overwrite"])
     assert not (out / "labels.csv").exists()
 
 
-def test_resize_slices_and_safe_id():
+def test_resize_volume_and_safe_id():
     hu = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6)
-    out, spacing, used = prep.resize_slices(hu, (5.0, 0.5, 0.5), 3, "auto")
+    out, spacing, used = prep.resize_volume(hu, (5.0, 0.5, 0.5), 3, "auto")
     assert used == "max" and out.shape == (2, 3, 3)
     np.testing.assert_array_equal(out, hu.reshape(2, 3, 2, 3, 2).max(axis=(2, 4)))
     np.testing.assert_allclose(spacing, [5.0, 1.0, 1.0])
-    out, spacing, used = prep.resize_slices(hu, (5.0, 0.5, 0.5), 4, "auto")
+    out, spacing, used = prep.resize_volume(hu, (5.0, 0.5, 0.5), 4, "auto")
     assert used == "area" and out.shape == (2, 4, 4)
     np.testing.assert_allclose(spacing, [5.0, 0.75, 0.75])
-    out, spacing, used = prep.resize_slices(hu, (5.0, 0.5, 0.5), 12, "auto")
+    out, spacing, used = prep.resize_volume(hu, (5.0, 0.5, 0.5), 12, "auto")
     assert used == "linear" and out.shape == (2, 12, 12)
     np.testing.assert_allclose(spacing, [5.0, 0.25, 0.25])
     with pytest.raises(ValueError, match="Received: slice_size=4"):
-        prep.resize_slices(hu, (5.0, 0.5, 0.5), 4, "max")
+        prep.resize_volume(hu, (5.0, 0.5, 0.5), 4, "max")
     assert prep.safe_id(" 1.2.3/4 ") == "1.2.3_4" and prep.safe_id("CQ500-CT-7") == "CQ500-CT-7"

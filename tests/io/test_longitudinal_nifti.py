@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kerasmed.io import (
+    LoadError,
     SegmentationSequences,
     load_segmentation_npz,
     load_segmentation_sequences,
@@ -163,10 +164,13 @@ def test_slice_selection(dataset):
     np.testing.assert_array_equal(pick([2, 0]).images[1], full.images[0])
     with pytest.raises(ValueError, match=r"out of range for 3 axial slices"):
         load_segmentation_sequences(m, slices=3, strict=True)
+    with pytest.raises(ValueError, match=r"2 time point\(s\) or subject\(s\) cannot be used"):
+        load_segmentation_sequences(m, slices=[0, 5])  # strict by default
     with pytest.warns(UserWarning, match="row 2: subject 's01' skipped"):
-        with pytest.raises(ValueError, match="No usable subject"):
-            load_segmentation_sequences(m, slices=[0, 5])
-    assert m.report.skipped_rows == [2, 5]  # each subject's first line
+        with pytest.raises(LoadError, match="No usable subject") as info:
+            load_segmentation_sequences(m, slices=[0, 5], strict=False)
+    assert info.value.report.skipped_rows == [2, 5]  # each subject's first line
+    assert m.report.ok  # the manifest's own report is not changed by loading
 
 
 def test_resize_bilinear_images_nearest_labels(dataset):
@@ -199,7 +203,7 @@ def test_semicolon_column_gives_the_same_channels(dataset):
         [rows[0], "s01,0,s01/m0_t1w.nii,", "s01,1,a.nii;,"],
         "subject,timepoint,image,label",
     )
-    m = read_quiet(dataset / "bad.csv", check_files=False)
+    m = read_quiet(dataset / "bad.csv", check_files=False, strict=False)
     assert [str(p) for p in m.report.problems] == [
         "row 3: 1 image paths, earlier rows have 2 [image='s01/m0_t1w.nii']",
         "row 4: empty path in a ';'-separated list [image='a.nii;']",
@@ -219,8 +223,8 @@ def test_manifest_problems_are_reported_with_rows(dataset):
         "s02,6,s02/m6_t1w.nii;x.nii,s02/m6_t2w.nii,",  # line 10: two paths, two columns
     ]
     path = write_csv(dataset / "bad.csv", rows)
-    with pytest.warns(UserWarning, match="Unusable manifest rows"):
-        m = read_segmentation_manifest(path)
+    with pytest.warns(UserWarning, match=r"8 row\(s\) not loaded"):
+        m = read_segmentation_manifest(path, strict=False)
     assert m.report.skipped_rows == [3, 4, 5, 6, 7, 8, 9, 10]
     text = [str(p) for p in m.report.problems]
     assert text[0] == "row 3: non-numeric time point [timepoint='six']"
@@ -236,15 +240,18 @@ def test_manifest_problems_are_reported_with_rows(dataset):
     assert m.ids == ("s01",) and m.timepoints[0].tolist() == [0.0]
     assert "bad.csv: 9 rows, 8 skipped" in str(m.report)
 
-    with pytest.raises(ValueError, match=r"bad\.csv, row 3: non-numeric .*timepoint='six'"):
-        read_segmentation_manifest(path, strict=True)
+    with pytest.raises(LoadError) as info:
+        read_segmentation_manifest(path)  # strict by default: every problem, not the first
+    assert str(info.value).startswith(f"{path}: 8 row(s) cannot be used:\n  {text[0]}\n")
+    assert all(line in str(info.value) for line in text)
+    assert info.value.report.skipped_rows == [3, 4, 5, 6, 7, 8, 9, 10]
     write_csv(path, rows[:1] + rows[2:3])
     with pytest.raises(ValueError, match=r"row 3: duplicate time point .*first at row 2"):
         read_segmentation_manifest(path, strict=True)
     write_csv(path, rows[3:4])
     with pytest.raises(
-        FileNotFoundError,
-        match=r"bad\.csv, row 2: file not found: .*gone\.nii.*image_t2w='gone\.nii'",
+        ValueError,  # a listed file that is missing is a problem of the manifest
+        match=r"bad\.csv: 1 row\(s\)(.|\n)*row 2: file not found: .*gone\.nii.*image_t2w='gone\.nii'",
     ):
         read_segmentation_manifest(path, strict=True)
 
@@ -279,9 +286,9 @@ def test_shape_mismatches_skip_time_points_and_subjects(dataset):
         match=r"modalities have different shapes .*m6_t1w\.nii \(3, 4, 5\), .*m6_t2w\.nii \(4, 4, 5\)",
     ):
         load_segmentation_sequences(m, strict=True)
-    with pytest.warns(UserWarning, match="Unusable time points"):
-        seqs = load_segmentation_sequences(m, normalize=None)
-    text = [str(p) for p in m.report.problems]
+    with pytest.warns(UserWarning, match=r"2 time point\(s\) or subject\(s\) not loaded"):
+        seqs = load_segmentation_sequences(m, normalize=None, strict=False)
+    text = [str(p) for p in seqs.report.problems]
     assert len(text) == 2
     assert text[0].startswith("row 4: time point skipped: modalities have different shapes")
     assert text[1].startswith("row 7: time point skipped: label shape (2, 4, 5) of")
@@ -291,7 +298,9 @@ def test_shape_mismatches_skip_time_points_and_subjects(dataset):
     np.testing.assert_array_equal(seqs.images[1, 0, :, :, 1], canonical(stored_image(1, 6, 1))[1])
     save(dataset / "s02/m12_t1w.nii", np.ones((5, 4, 2), np.float32))
     with pytest.warns(UserWarning, match="row 5: subject 's02' skipped: 1 usable time points"):
-        seqs = load_segmentation_sequences(read_segmentation_manifest(dataset / "m.csv"))
+        seqs = load_segmentation_sequences(
+            read_segmentation_manifest(dataset / "m.csv"), strict=False
+        )
     assert seqs.subject_ids == ("s01",)
 
 
@@ -300,8 +309,10 @@ def test_time_point_of_another_shape_and_subject_sizes(dataset):
     save(dataset / "s02/m6_t2w.nii", np.ones((6, 4, 3), np.float32))
     save(dataset / "s02/m6_seg.nii.gz", np.ones((6, 4, 3), np.uint8))
     m = read_segmentation_manifest(dataset / "m.csv")
+    with pytest.raises(LoadError, match="row 5: time point skipped: shape"):
+        load_segmentation_sequences(m, normalize=None)  # strict by default
     with pytest.warns(UserWarning) as caught:
-        seqs = load_segmentation_sequences(m, normalize=None)
+        seqs = load_segmentation_sequences(m, normalize=None, strict=False)
     message = str(caught[0].message)
     assert "row 5: time point skipped: shape (3, 4, 6) of" in message
     assert "differs from the subject's other time points (3, 4, 5)" in message
@@ -324,10 +335,11 @@ def test_timepoints_selection_and_label_values(dataset):
         seqs = load_segmentation_sequences(m, timepoints=[12, 0], normalize=None, strict=True)
     np.testing.assert_array_equal(seqs.timepoints, [[0, 12], [0, 12]])
     np.testing.assert_array_equal(seqs.images[1, 1, :, :, 0], canonical(stored_image(1, 12, 0))[1])
-    assert [str(p) for p in m.report.problems] == [
+    assert [str(p) for p in seqs.report.ignored] == [  # left out on request: not problems
         "row 4: time point skipped: not in timepoints=[12.0, 0.0] [timepoint='6']",
         "row 5: time point skipped: not in timepoints=[12.0, 0.0] [timepoint='6']",
     ]
+    assert seqs.report.ok
     with pytest.raises(ValueError, match=r"row 2: subject 's01' skipped: no time point \[3.0\]"):
         load_segmentation_sequences(m, timepoints=[0, 3], strict=True)
 
@@ -344,7 +356,7 @@ def test_timepoints_selection_and_label_values(dataset):
     with pytest.raises(ValueError, match=r"m0_seg\.nii\.gz has non-integer values"):
         load_segmentation_sequences(m, strict=True)
     (dataset / "s01/m0_t1w.nii").unlink()
-    with pytest.raises(FileNotFoundError, match=r"row 3: time point skipped: NIfTI file not found"):
+    with pytest.raises(ValueError, match=r"row 3: time point skipped: NIfTI file not found"):
         load_segmentation_sequences(m, strict=True)
 
 

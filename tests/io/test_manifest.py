@@ -59,15 +59,16 @@ def manifest_dir(tmp_path):
 def test_manifest_sorts_by_date_and_reports_bad_rows(manifest_dir):
     folder, _ = manifest_dir
     with pytest.warns(UserWarning, match="row 5: image file not found"):
-        m = read_longitudinal_manifest(folder / "m.csv")
+        m = read_longitudinal_manifest(folder / "m.csv", strict=False)
     assert m.ids == ("p1", "p2") and m.label_names == ("effusion", "hernia")
     assert m.report.num_rows == 9
     assert m.report.skipped_rows == [5, 6, 7, 8, 9]
     problems = {p.row: p for p in m.report.problems}
     assert problems[6].column == "study_date" and problems[6].value == "not-a-date"
     assert problems[7].column == "hernia" and problems[7].value == "maybe"
-    assert problems[8].message == "missing value" and problems[8].column == "study_date"
-    assert "6 fields, the header has 5" in problems[9].message
+    assert problems[8].reason == "missing value" and problems[8].column == "study_date"
+    assert problems[5].path == str(folder / "missing.png")
+    assert "6 fields, the header has 5" in problems[9].reason
     assert "row 7: invalid label value [hernia='maybe']" in str(m.report)
     np.testing.assert_array_equal(m.rows[0], [3, 2])
     assert [Path(p).name for p in m.image_paths[0]] == ["p1a.png", "p1b.png"]
@@ -80,8 +81,10 @@ def test_manifest_sorts_by_date_and_reports_bad_rows(manifest_dir):
 
 def test_manifest_strict_options_and_header_errors(manifest_dir, tmp_path):
     folder, _ = manifest_dir
-    with pytest.raises(ValueError, match=r"row 5(.|\n)*row 9(.|\n)*strict=True"):
-        read_longitudinal_manifest(folder / "m.csv", strict=True)
+    with pytest.raises(ValueError, match=r"row 5(.|\n)*row 9(.|\n)*strict=True") as info:
+        read_longitudinal_manifest(folder / "m.csv")  # strict by default
+    assert info.value.report.skipped_rows == [5, 6, 7, 8, 9]
+    assert "5 row(s) cannot be used" in str(info.value)
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         read_longitudinal_manifest(folder / "nope.csv")
     (tmp_path / "bad.csv").write_text("patient_id,image_path,effusion\np1,a.png,1\n")
@@ -110,7 +113,7 @@ def test_split_column_must_be_constant_per_patient(tmp_path):
         "p1,2012-01-01,x.png,1,train\np1,2012-01-05,y.png,0,test\np2,2012-01-01,z.png,0,test\n"
     )
     with pytest.warns(UserWarning, match="row 3: patient 'p1' is already in split 'train'"):
-        m = read_longitudinal_manifest(tmp_path / "s.csv", check_files=False)
+        m = read_longitudinal_manifest(tmp_path / "s.csv", check_files=False, strict=False)
     assert m.splits == ("train", "test")
 
 
@@ -148,13 +151,16 @@ def test_read_exam_image_png_color_16bit_and_dicom(tmp_path):
 def test_load_images_reports_unreadable_and_recomputes_deltas(manifest_dir):
     folder, images = manifest_dir
     with pytest.warns(UserWarning):
-        m = read_longitudinal_manifest(folder / "m.csv")
+        m = read_longitudinal_manifest(folder / "m.csv", strict=False)
     (folder / "p1b.png").write_bytes(b"corrupt")  # the middle exam of p1 cannot be read any more
     with open(folder / "m.csv", "a") as f:
         f.write("p1,2012-03-20,p1c.png,1,1\n")  # not re-read: the manifest is already parsed
     with pytest.warns(UserWarning, match="row 2: cannot read image"):
-        seqs = load_manifest_images(m, image_size=(10, 15))
+        seqs = load_manifest_images(m, image_size=(10, 15), strict=False)
     assert isinstance(seqs, LongitudinalSequences) and seqs.ids == ("p1", "p2")
+    assert seqs.report.skipped_rows == [2, 5, 6, 7, 8, 9]  # the manifest's rows, then image
+    assert m.report.skipped_rows == [5, 6, 7, 8, 9]  # the manifest's report is not changed
+    assert seqs.report.problems[-1].path == str(folder / "p1b.png")
     assert seqs.lengths.tolist() == [1, 2] and seqs.delta_unit == "days"
     np.testing.assert_allclose(
         seqs.images[0][0],
@@ -164,7 +170,10 @@ def test_load_images_reports_unreadable_and_recomputes_deltas(manifest_dir):
     np.testing.assert_array_equal(seqs.deltas[1], [0, 59])
     np.testing.assert_array_equal(seqs.labels[0], [[0, 0]])
     with pytest.raises(ValueError, match="row 2: cannot read image"):
-        load_manifest_images(m, strict=True)
+        load_manifest_images(m)  # strict by default
+    (folder / "p2b.png").write_bytes(b"corrupt")
+    with pytest.raises(ValueError, match=r"2 image\(s\) cannot be used(.|\n)*row 2(.|\n)*row 10"):
+        load_manifest_images(m)  # every unreadable image is listed, not only the first
 
 
 def _toy(n=3, size=5):
@@ -240,8 +249,14 @@ def test_prepare_script_writes_sequences_npz(manifest_dir, tmp_path, with_split)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     script = str(REPO / "data_prep" / "longitudinal_manifest.py")
     cmd = [sys.executable, script, str(csv_path), "--out", str(out), "--image-size", "12", "16"]
+    if not with_split:  # strict by default: the bad rows stop it, every one listed
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+        assert done.returncode != 0 and "5 row(s) cannot be used" in done.stderr, done.stderr
+        assert "row 5:" in done.stderr and "row 9:" in done.stderr and not out.exists()
+    cmd.append("--no-strict")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert "m.csv: 9 rows, 5 skipped" in done.stdout
     data = load_longitudinal_npz(out / "sequences.npz")
     assert data.ids == ("p1", "p2") and data.images[0].shape == (2, 12, 16)
     np.testing.assert_array_equal(data.deltas[1], [0, 59])

@@ -3,10 +3,10 @@ import pytest
 
 from kerasmed.data import simulate_head_ct
 from kerasmed.io import (
-    SkippedVolume,
+    LoadError,
+    LoadProblem,
     VolumeSet,
     VolumeSetWriter,
-    from_phantom,
     load_volume_set,
     save_volume_set,
 )
@@ -40,20 +40,23 @@ def _toy(folder):
 
 def test_phantom_round_trip_float32_and_npz_layout(tmp_path):
     phantom = simulate_head_ct(3, slice_size=32, min_slices=8, max_slices=10, seed=1)
-    data = from_phantom(phantom)
+    data = VolumeSet(phantom.volumes, phantom.labels, phantom.slice_labels, phantom.spacing)
+    assert data.ids == ["volume-00000", "volume-00001", "volume-00002"]
+    assert data.volumes[1] is phantom.volumes[1]  # float32 already: shared, not copied
     path = save_volume_set(tmp_path, data)
     assert path == tmp_path / "labels.csv"
     lines = path.read_text().splitlines()
     assert lines[0] == "volume_id,label,num_slices"
     assert lines[1:] == [
-        f"phantom-{i:05d},{phantom.labels[i]},{len(phantom.volumes[i])}" for i in range(3)
+        f"volume-{i:05d},{phantom.labels[i]},{len(phantom.volumes[i])}" for i in range(3)
     ]
-    with np.load(tmp_path / "volumes" / "phantom-00001.npz", allow_pickle=False) as raw:
+    with np.load(tmp_path / "volumes" / "volume-00001.npz", allow_pickle=False) as raw:
         assert sorted(raw.files) == ["format_version", "hu", "slice_labels", "spacing"]
         assert raw["hu"].dtype == np.float32 and raw["slice_labels"].dtype == np.int8
         np.testing.assert_array_equal(raw["spacing"], phantom.spacing[1])
     back = load_volume_set(tmp_path)
-    assert back.ids == data.ids and back.skipped == [] and len(back) == 3
+    assert back.ids == data.ids and back.report.skipped == [] and len(back) == 3
+    assert back.report.ok and back.report.num_rows == 3
     np.testing.assert_array_equal(back.labels, phantom.labels)
     np.testing.assert_array_equal(back.spacing, phantom.spacing)
     for i in range(3):
@@ -100,7 +103,7 @@ def test_resize_option_scales_spacing_and_max_volumes(tmp_path):
     assert tall.volumes[1].shape == (3, 8, 2)
     np.testing.assert_allclose(tall.spacing[1], [5.0, 0.25, 1.0])
     one = load_volume_set(tmp_path, max_volumes=1)  # row 3 (4x4) is never read
-    assert one.ids == ["a"] and one.skipped == []
+    assert one.ids == ["a"] and one.report.skipped == [] and one.report.num_rows == 1
     with pytest.raises(ValueError, match="Received: slice_size=0"):
         load_volume_set(tmp_path, slice_size=0)
     with pytest.raises(ValueError, match="Received: max_volumes=0"):
@@ -136,9 +139,11 @@ def test_every_row_problem_is_listed_with_its_row(tmp_path):
         "h,1,x,bad count\n"  # row 12
         "b,1\n",  # row 13
     )
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(LoadError) as info:
         load_volume_set(tmp_path)
     message = str(info.value)
+    assert isinstance(info.value, ValueError) and message.endswith("Received: strict=True")
+    assert [p.row for p in info.value.report.problems] == [3, 4, 5, 6, 7, 8, 9, 10, 12, 13]
     expected = [
         "row 3 (b): label must be 0 or 1, found '2'",
         "row 4 (c): num_slices is 5 in labels.csv but c.npz has 2",
@@ -146,7 +151,8 @@ def test_every_row_problem_is_listed_with_its_row(tmp_path):
         "missing.npz",
         "row 6 (a): duplicate volume_id 'a' (first at row 2)",
         "row 7 (d): volume label is 0 but some slice labels are 1",
-        "row 8 (e): e.npz lacks the keys ['slice_labels']",
+        "row 8 (e): ",
+        "e.npz is not a volume file: missing keys ['slice_labels']",
         "row 9 (f): cannot read",
         "row 10 (g/h): invalid volume_id 'g/h'",
         "row 12 (h): num_slices must be a positive integer, found 'x'",
@@ -161,19 +167,22 @@ def test_every_row_problem_is_listed_with_its_row(tmp_path):
     with pytest.warns(UserWarning, match="10 volume"):
         back = load_volume_set(tmp_path, strict=False)
     assert back.ids == ["a"]
-    assert [s.row for s in back.skipped] == [3, 4, 5, 6, 7, 8, 9, 10, 12, 13]
-    assert isinstance(back.skipped[0], SkippedVolume)
-    assert str(back.skipped[0]) == "row 3 (b): label must be 0 or 1, found '2'"
+    assert [s.row for s in back.report.problems] == [3, 4, 5, 6, 7, 8, 9, 10, 12, 13]
+    assert isinstance(back.report.problems[0], LoadProblem)
+    assert str(back.report.problems[0]) == "row 3 (b): label must be 0 or 1, found '2'"
+    assert back.report.problems[1].path == str(tmp_path / "volumes" / "c.npz")
+    assert back.report.skipped_rows == [3, 4, 5, 6, 7, 8, 9, 10, 12, 13]
 
 
 def test_unlisted_files_warn_and_file_errors(tmp_path):
     _toy(tmp_path)
     np.savez(tmp_path / "volumes" / "stray.npz", hu=_volume(1))
-    with pytest.warns(UserWarning, match=r"not in labels.csv \(stray\)"):
-        back = load_volume_set(tmp_path)
-    assert back.ids == ["a", "b", "c"]
-    assert back.skipped == [
-        SkippedVolume(None, "stray", "file in volumes/ not listed in labels.csv")
+    with pytest.warns(UserWarning, match=r"stray\.npz: file in volumes/ not listed in labels"):
+        back = load_volume_set(tmp_path)  # strict: an unlisted file is not a problem
+    assert back.ids == ["a", "b", "c"] and back.report.ok
+    stray = str(tmp_path / "volumes" / "stray.npz")
+    assert back.report.ignored == [
+        LoadProblem("file in volumes/ not listed in labels.csv", path=stray, item="stray")
     ]
     with pytest.raises(FileNotFoundError, match="nope"):
         load_volume_set(tmp_path / "nope")
