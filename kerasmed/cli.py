@@ -5,16 +5,38 @@ Examples::
     kerasmed list
     kerasmed reproduce tlstm --preset quick --out results/tlstm
     kerasmed reproduce tlstm --backend jax --seed 1
+    kerasmed reproduce tlstm --set seq_epochs=3 --set encoding='"log"'
+    kerasmed reproduce fcslstm --set test_timepoint=0 \\
+        --set "sequence_models.bi_fcslstm.operator_groups=(2, 3)"
+
+``--set KEY=VALUE`` (repeatable) changes one setting of the preset for this run: KEY is a
+field of the experiment's config (``kerasmed.experiments.presets``), or a dotted path into
+a nested one; VALUE is a Python literal (``3``, ``1e-4``, ``True``, ``None``, ``(2, 3)``,
+``"log"``), and a bare word that is not one (``log``, ``one_hot``) is taken as that string.
+The settings are checked before the backend starts; an unknown key or a value of the wrong
+type exits with status 2 and a message listing the valid keys. ``results.json`` records the
+overrides and the resolved config.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
+import re
 import sys
 
 from kerasmed import __version__
-from kerasmed.experiments.registry import EXPERIMENTS
+from kerasmed.experiments.registry import EXPERIMENTS, get_config
+
+_REPRODUCE_EXAMPLES = """examples:
+  kerasmed reproduce tlstm --preset quick --out results/tlstm
+  kerasmed reproduce tlstm --set seq_epochs=3 --set encoding='"log"'
+  kerasmed reproduce fcslstm --set test_timepoint=0 --set "sequence_models.bi_fcslstm.operator_groups=(2, 3)"
+
+--set KEY=VALUE: KEY is a field of the experiment's config (an unknown one is listed with the
+valid keys), VALUE a Python literal; a bare word (encoding=log) is taken as a string."""
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -27,12 +49,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kerasmed {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list experiments, their presets and expected runtimes")
-    rep = sub.add_parser("reproduce", help="run one paper's experiment end to end")
+    rep = sub.add_parser(
+        "reproduce",
+        help="run one paper's experiment end to end",
+        description="Run one paper's experiment end to end: print the paper-vs-ours table and "
+        "write results.json and PNG figures to --out.",
+        epilog=_REPRODUCE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     rep.add_argument("experiment", help="experiment name (see `kerasmed list`)")
     rep.add_argument("--preset", default="quick", help="quick (CPU, minutes) or paper (GPU)")
     rep.add_argument("--data-dir", default=None, help="real dataset prepared by data_prep/")
     rep.add_argument("--out", default=None, help="output folder (default: results/<experiment>)")
     rep.add_argument("--seed", type=int, default=0, help="global random seed (default: 0)")
+    rep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="change one setting of the preset (repeatable); VALUE is a Python literal "
+        "(3, 1e-4, True, None, (2, 3), '\"log\"') or a bare word taken as a string; KEY may "
+        "be dotted (sequence_models.bi_fcslstm.remat=True)",
+    )
     rep.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -60,6 +99,34 @@ def _fail(message: str) -> int:
     return 2
 
 
+def parse_override(text: str):
+    """Parses one ``--set KEY=VALUE``: returns ``(key, value)``.
+
+    VALUE is read with ``ast.literal_eval``; a bare word that is not a literal (``log``,
+    ``one_hot``) is kept as that string.
+
+    Example:
+
+    >>> parse_override("epochs=3"), parse_override("encoding=log")
+    (('epochs', 3), ('encoding', 'log'))
+    >>> parse_override("sequence_models.bi_fcslstm.operator_groups=(2, 3)")
+    ('sequence_models.bi_fcslstm.operator_groups', (2, 3))
+    """
+    key, sep, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not key:
+        raise ValueError(f"--set needs KEY=VALUE, e.g. --set epochs=3. Received: {text!r}")
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        if _BARE_WORD.fullmatch(raw):
+            return key, raw
+    raise ValueError(
+        f"--set {key}: the value must be a Python literal (3, 1e-4, True, None, (2, 3), "
+        f"'\"text\"') or a bare word. Received: {text!r}"
+    )
+
+
 def _reproduce(args) -> int:
     spec = EXPERIMENTS.get(args.experiment)
     if spec is None:
@@ -80,11 +147,16 @@ def _reproduce(args) -> int:
             f"unsupported KERAS_BACKEND {os.environ['KERAS_BACKEND']!r}. "
             f"Valid backends: {', '.join(BACKENDS)}"
         )
+    try:
+        overrides = dict(parse_override(text) for text in args.overrides)
+        get_config(spec.name, args.preset, **overrides)  # checked before the backend starts
+    except ValueError as error:
+        return _fail(str(error))
     from kerasmed.experiments.registry import run_experiment
 
     out = args.out or os.path.join("results", spec.name)
     try:
-        run_experiment(spec.name, args.preset, args.data_dir, out, args.seed)
+        run_experiment(spec.name, args.preset, args.data_dir, out, args.seed, **overrides)
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error))
     return 0

@@ -1,9 +1,16 @@
 import matplotlib.figure
 import numpy as np
+import pytest
 from sklearn.metrics import roc_curve
 
 from kerasmed.metrics.roc import operating_point, roc_auc_ci, roc_sensitivity_band
-from kerasmed.plotting import plot_paper_comparison, plot_roc
+from kerasmed.plotting import (
+    plot_mpa,
+    plot_paper_comparison,
+    plot_roc,
+    plot_segmentation_sequence,
+    plot_segmentations,
+)
 
 
 def make_curves():
@@ -91,3 +98,56 @@ def test_plot_paper_comparison_bars_for_plain_and_per_label_metrics():
     ax = plot_paper_comparison(per_label, {"m": {"f": {"avg": 0.5}}}, metric="f").axes[0]
     assert [bar.get_height() for bar in ax.patches] == [0.4, 0.5]
     assert ax.get_ylabel() == "average f"
+
+
+def _mpa_reference(truth, prediction):
+    """NumPy transcription of mPA: recall of each class present in `truth`, averaged."""
+    classes = [c for c in np.unique(truth) if c >= 0]
+    return np.mean([np.mean(prediction[truth == c] == c) for c in classes])
+
+
+def test_plot_segmentations_rows_columns_and_mpa_titles():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(4, 6, 6, 2))
+    labels = rng.integers(0, 4, size=(4, 6, 6))
+    noisy = np.where(rng.random(labels.shape) < 0.3, rng.integers(0, 4, labels.shape), labels)
+    predictions = {"fcn": noisy, "perfect": labels}
+    figure = plot_segmentations(images, labels, predictions, heldout=[False, True, False, True])
+    axes = np.array(figure.axes).reshape(4, 3)  # input, truth, 2 models x 3 subjects
+    for j in range(3):
+        np.testing.assert_array_equal(axes[0, j].images[0].get_array(), images[j, ..., 0])
+        np.testing.assert_array_equal(axes[1, j].images[0].get_array(), labels[j])
+        expected = f"mPA {_mpa_reference(labels[j], noisy[j]):.3f}"
+        assert axes[2, j].get_title() == expected
+        assert axes[3, j].get_title() == "mPA 1.000"
+    assert [ax.get_title() for ax in axes[0]] == ["subject 1", "subject 2 (held out)", "subject 3"]
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["input", "ground truth", "fcn", "perfect"]
+
+
+def test_plot_segmentation_sequence_masks_unlabelled_pixels():
+    images = np.arange(2 * 3 * 3 * 2, dtype=float).reshape(2, 3, 3, 2)
+    labels = np.array([np.full((3, 3), 2), np.full((3, 3), -1)])
+    labels[0, 0, 0] = 0
+    figure = plot_segmentation_sequence(images, labels, ages=[[0.0, 12.0]], channel_names=["T1w"])
+    axes = np.array(figure.axes).reshape(3, 2)  # 2 channels + labels, 2 time points
+    for t in range(2):
+        for c in range(2):
+            np.testing.assert_array_equal(axes[c, t].images[0].get_array(), images[t, ..., c])
+        shown = axes[2, t].images[0].get_array()
+        np.testing.assert_array_equal(shown.mask, labels[t] < 0)
+    assert axes[2, 0].images[0].get_array()[0, 0] == 0
+    assert axes[0, 1].get_title() == "time point 2\n12.0 months"
+    assert [axes[c, 0].get_ylabel() for c in range(3)] == ["T1w", "ch1", "labels"]
+    # unlabelled pixels are blank: the colormap's classes are 0 ... 3, nothing for -1
+    assert axes[2, 0].images[0].norm(np.array([0, 3])).tolist() == [0, 3]
+
+
+def test_plot_mpa_bars_are_ours_and_the_papers():
+    models = {"fcn": {"mpa": 0.80, "mpa_train": 0.90}, "new": {"mpa": 0.75, "mpa_train": 0.95}}
+    paper = {"fcn": {"mpa": 0.85, "mpa_train": 0.92}}
+    test_ax, train_ax = plot_mpa(models, paper).axes
+    heights = [bar.get_height() for bar in test_ax.patches]
+    assert heights[:3] == [0.80, 0.75, 0.85] and np.isnan(heights[3])
+    assert [bar.get_height() for bar in train_ax.patches][:3] == [0.90, 0.95, 0.92]
+    assert [t.get_text() for t in test_ax.texts] == ["0.800", "0.750"]
+    assert test_ax.get_ylim() == pytest.approx((0.65, 1.0))  # lowest value 0.7 floor - 0.05

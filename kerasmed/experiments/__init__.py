@@ -1,9 +1,16 @@
-"""One experiment per paper; the `kerasmed` command and the notebooks call the same `run`."""
+"""One experiment per paper; the `kerasmed` command and the notebooks call the same `run`.
 
+Presets are frozen data (`kerasmed.experiments.presets`); a run changes settings with
+overrides, ``run_experiment("fcslstm", "quick", test_timepoint=0)`` or ``kerasmed reproduce
+fcslstm --set test_timepoint=0``, checked by `kerasmed.experiments.config.apply_overrides`.
+"""
+
+from kerasmed.experiments.config import Preset, apply_overrides
 from kerasmed.experiments.registry import (
     EXPERIMENTS,
     Experiment,
     format_table,
+    get_config,
     get_experiment,
     run_experiment,
     validate_results,
@@ -12,7 +19,10 @@ from kerasmed.experiments.registry import (
 __all__ = [
     "EXPERIMENTS",
     "Experiment",
+    "Preset",
+    "apply_overrides",
     "format_table",
+    "get_config",
     "get_experiment",
     "run_experiment",
     "validate_results",

@@ -10,13 +10,13 @@ of the staged model against every other, an operating point at sensitivity 0.98,
 inference time per volume. At every stage the model kept is the one with the best validation
 AUC (slice accuracy for stage 1), as in the paper.
 
-The same functions drive ``kerasmed reproduce ich`` and ``notebooks/02_ich_cnn_bilstm.ipynb``.
+The same functions, configured by an `IchConfig` (see `kerasmed.experiments.presets.ich`), drive
+``kerasmed reproduce ich`` and ``notebooks/02_ich_cnn_bilstm.ipynb``.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -25,74 +25,38 @@ import sklearn.pipeline
 import sklearn.preprocessing
 import sklearn.svm
 
-from kerasmed.callbacks import EpochProgressBar, KeepBestWeights
+from kerasmed.callbacks import KeepBestWeights
 from kerasmed.data import BalancedSliceDataset, BalancedVolumeDataset, simulate_head_ct
+from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
+from kerasmed.experiments.presets.ich import PRESETS, IchConfig
 from kerasmed.metrics import delong_test, operating_point, roc_auc_ci
 from kerasmed.models.ich import build_cnn_bilstm, build_slice_cnn, slice_feature_model
+from kerasmed.plotting import plot_image_sequence, plot_roc
 from kerasmed.preprocessing import max_filter_downsample, window_hu
 from kerasmed.training import StagedTrainer, train_end_to_end
 
-PRESETS = {
-    "quick": {
-        # phantom volumes, simulated at 2 x slice_size and max-filtered 2x2 to slice_size
-        "num_train": 160,
-        "num_val": 40,
-        "num_test": 120,
-        "slice_size": 32,
-        "min_slices": 16,
-        "max_slices": 24,
-        "z_factor": 1,  # the paper's 2x2x2 volume filter halves the slices; kept for "paper"
-        "base_filters": 8,
-        "feature_dim": 64,
-        "lstm_units": 32,
-        "dropout": 0.5,
-        "cnn_initializer": "he_normal",
-        "pretrain_learning_rate": 1e-3,  # the paper's 1e-4 needs far more than 300 batches
-        "pretrain_epochs": 8,
-        "pretrain_steps": 40,
-        "pretrain_batch": 24,
-        "lstm_epochs": 6,
-        "finetune_epochs": 3,
-        "scratch_epochs": 9,  # the budget of stages 2 + 3
-        "volumes_per_epoch": 80,
-        "volume_batch": 4,  # the paper uses 1; 4 padded + masked volumes are faster on a CPU
-        "pad_multiple": 8,
-        "augment": None,
-        "slice_chunk": None,
-        "remat": False,
-        "jit_compile": "auto",
-    },
-    "paper": {
-        "num_train": 1448,  # Table 2 sizes (75 / 5 / 20 %)
-        "num_val": 96,
-        "num_test": 386,
-        "slice_size": 256,
-        "min_slices": 140,  # 280-450 slices of 0.5 mm before the 2x2x2 filter
-        "max_slices": 225,
-        "z_factor": 2,
-        "base_filters": 16,
-        "feature_dim": 512,
-        "lstm_units": 512,
-        "dropout": 0.5,
-        # The paper names no initializer for the CNN. With Glorot's, the 12-layer ReLU stack
-        # shrinks the signal ~10x every two layers and the slice CNN does not start learning.
-        "cnn_initializer": "he_normal",
-        "pretrain_learning_rate": 1e-4,
-        "pretrain_epochs": 40,
-        "pretrain_steps": 500,
-        "pretrain_batch": 25,
-        "lstm_epochs": 13,  # ~13,000 volumes
-        "finetune_epochs": 14,  # ~14,000 volumes
-        "scratch_epochs": 27,
-        "volumes_per_epoch": 1000,
-        "volume_batch": 1,
-        "pad_multiple": 16,
-        "augment": "paper",
-        "slice_chunk": 16,
-        "remat": True,
-        "jit_compile": "auto",
-    },
-}
+__all__ = [
+    "PAPER",
+    "PRESETS",
+    "TARGET_SENSITIVITY",
+    "IchConfig",
+    "build_models",
+    "evaluate",
+    "load_data",
+    "load_volumes",
+    "pad_both_ends",
+    "predict_volumes",
+    "pretrain_slice_cnn",
+    "preprocess",
+    "run",
+    "save_figures",
+    "seconds_per_volume",
+    "slice_baselines",
+    "slice_outputs",
+    "split",
+    "train_scratch",
+    "train_volume_stages",
+]
 
 # Section IV of the paper (test set of 386 volumes). The paper gives no AUC for the model
 # trained end to end from scratch (Figure 4's gray curve), so that model has no paper row.
@@ -114,31 +78,24 @@ PAPER = {
 TARGET_SENSITIVITY = 0.98
 _BASELINES = ("max_prob", "p95_prob", "svm")
 
-
-def _log(verbose):
-    return print if verbose else (lambda *a, **k: None)
+_VOLUME_KEYS = ("loss", "val_auc")
 
 
-def _progress(description, verbose, keys=("loss", "val_auc")):
-    return [EpochProgressBar(description, keys=keys)] if verbose else []
-
-
-def load_volumes(preset="quick", data_dir=None, seed=0):
+def load_volumes(config, data_dir=None, seed=0):
     """The volumes in HU with their labels: the phantom, or ``data_dir`` (a `VolumeSet` folder).
 
     Returns:
         ``(volumes, labels, slice_labels)``: lists of ``(N_i, H, W)`` float32 HU arrays, an
         int array, and lists of ``(N_i,)`` int arrays (``-1`` where a slice is not labelled).
     """
-    cfg = PRESETS[preset]
     if data_dir is None:
-        total = cfg["num_train"] + cfg["num_val"] + cfg["num_test"]
-        z = cfg["z_factor"]
+        total = config.num_train + config.num_val + config.num_test
+        z = config.z_factor
         data = simulate_head_ct(
             total,
-            slice_size=2 * cfg["slice_size"],
-            min_slices=z * cfg["min_slices"],
-            max_slices=z * cfg["max_slices"],
+            slice_size=2 * config.slice_size,
+            min_slices=z * config.min_slices,
+            max_slices=z * config.max_slices,
             seed=seed,
         )
         return data.volumes, np.asarray(data.labels), data.slice_labels
@@ -164,11 +121,10 @@ def preprocess(volume, slice_labels=None, z_factor=1, window=(40.0, 80.0)):
     return filtered, slice_labels
 
 
-def split(labels, preset="quick", seed=0):
-    """Stratified train / validation / test indices (the preset's sizes, or 75/5/20 %)."""
-    cfg = PRESETS[preset]
+def split(labels, config, seed=0):
+    """Stratified train / validation / test indices in the proportions of `config`'s sizes."""
     n = len(labels)
-    sizes = np.array([cfg["num_train"], cfg["num_val"], cfg["num_test"]], float)
+    sizes = np.array([config.num_train, config.num_val, config.num_test], float)
     num_val, num_test = np.maximum(2, np.round(sizes[1:] / sizes.sum() * n).astype(int))
     index = np.arange(n)
     rest, test = sklearn.model_selection.train_test_split(
@@ -180,20 +136,19 @@ def split(labels, preset="quick", seed=0):
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
-def load_data(preset="quick", data_dir=None, seed=0, verbose=True):
+def load_data(config, data_dir=None, seed=0, verbose=True):
     """Loads, preprocesses and splits the volumes.
 
     Returns:
         ``{"train" | "val" | "test": {"volumes": [...], "labels": array, "slice_labels": [...]}}``
         with volumes windowed to [0, 1] and max-filtered.
     """
-    cfg = PRESETS[preset]
-    log = _log(verbose)
-    volumes, labels, slice_labels = load_volumes(preset, data_dir, seed)
+    log = logger("ich", verbose)
+    volumes, labels, slice_labels = load_volumes(config, data_dir, seed)
     processed = [
-        preprocess(v, s, cfg["z_factor"]) for v, s in zip(volumes, slice_labels, strict=True)
+        preprocess(v, s, config.z_factor) for v, s in zip(volumes, slice_labels, strict=True)
     ]
-    parts = split(labels, preset, seed)
+    parts = split(labels, config, seed)
     data = {}
     for part, index in parts.items():
         data[part] = {
@@ -202,22 +157,21 @@ def load_data(preset="quick", data_dir=None, seed=0, verbose=True):
             "slice_labels": [np.asarray(processed[i][1]) for i in index],
         }
         counts = np.bincount(labels[index], minlength=2)
-        log(f"[ich] {part}: {len(index)} volumes ({counts[1]} with ICH, {counts[0]} without)")
+        log(f"{part}: {len(index)} volumes ({counts[1]} with ICH, {counts[0]} without)")
     return data
 
 
-def build_models(preset="quick", slice_shape=None, seed=0, name="ich"):
+def build_models(config, slice_shape=None, seed=0, name="ich"):
     """The slice CNN with its softmax head and the CNN + BiLSTM sharing its layers."""
-    cfg = PRESETS[preset]
     keras.utils.set_random_seed(seed)
-    slice_shape = slice_shape or (cfg["slice_size"], cfg["slice_size"], 1)
+    slice_shape = slice_shape or (config.slice_size, config.slice_size, 1)
     cnn = build_slice_cnn(
-        slice_shape, cfg["base_filters"], cfg["feature_dim"], cfg["dropout"], num_classes=2,
-        kernel_initializer=cfg["cnn_initializer"], name=f"{name}_cnn",
+        slice_shape, config.base_filters, config.feature_dim, config.dropout, num_classes=2,
+        kernel_initializer=config.cnn_initializer, name=f"{name}_cnn",
     )  # fmt: skip
     model = build_cnn_bilstm(
-        slice_shape, slice_cnn=slice_feature_model(cnn), lstm_units=cfg["lstm_units"],
-        slice_chunk=cfg["slice_chunk"], remat=cfg["remat"], use_mask=True, name=name,
+        slice_shape, slice_cnn=slice_feature_model(cnn), lstm_units=config.lstm_units,
+        slice_chunk=config.slice_chunk, remat=config.remat, use_mask=True, name=name,
     )  # fmt: skip
     return cnn, model
 
@@ -226,27 +180,25 @@ def _slice_shape(data):
     return (*data["train"]["volumes"][0].shape[1:], 1)
 
 
-def _volume_data(part, preset, seed, shuffle):
-    cfg = PRESETS[preset]
+def _volume_data(part, config, seed, shuffle):
     if not shuffle:
         # One shape for a whole evaluation set: Keras's TensorFlow adapter fixes every dimension
         # (batch size included) that its first batches share, so pad to the longest volume and
         # fall back to single volumes when the batch size does not divide the set.
         longest = max(len(v) for v in part["volumes"])
-        batch = cfg["volume_batch"] if len(part["volumes"]) % cfg["volume_batch"] == 0 else 1
+        batch = config.volume_batch if len(part["volumes"]) % config.volume_batch == 0 else 1
         return BalancedVolumeDataset(
             part["volumes"], part["labels"], batch_size=batch, shuffle=False, pad_multiple=longest
         )
     return BalancedVolumeDataset(
-        part["volumes"], part["labels"], batch_size=cfg["volume_batch"],
-        samples_per_epoch=cfg["volumes_per_epoch"], augment=cfg["augment"],
-        pad_multiple=cfg["pad_multiple"], seed=seed,
+        part["volumes"], part["labels"], batch_size=config.volume_batch,
+        samples_per_epoch=config.volumes_per_epoch, augment=config.augment,
+        pad_multiple=config.pad_multiple, seed=seed,
     )  # fmt: skip
 
 
-def pretrain_slice_cnn(trainer, data, preset="quick", seed=0, verbose=True):
+def pretrain_slice_cnn(trainer, data, config, seed=0, verbose=True):
     """Stage 1 on balanced slices; keeps the weights with the best validation slice accuracy."""
-    cfg = PRESETS[preset]
     train, val = data["train"], data["val"]
     if all((np.asarray(s) < 0).all() for s in train["slice_labels"]):
         raise ValueError(
@@ -255,19 +207,19 @@ def pretrain_slice_cnn(trainer, data, preset="quick", seed=0, verbose=True):
         )
     slices = BalancedSliceDataset(
         train["volumes"], [np.maximum(s, 0) for s in train["slice_labels"]], train["labels"],
-        batch_size=cfg["pretrain_batch"], steps_per_epoch=cfg["pretrain_steps"],
-        augment=cfg["augment"], seed=seed,
+        batch_size=config.pretrain_batch, steps_per_epoch=config.pretrain_steps,
+        augment=config.augment, seed=seed,
     )  # fmt: skip
     val_slices = BalancedSliceDataset(
         val["volumes"], [np.maximum(s, 0) for s in val["slice_labels"]], val["labels"],
-        batch_size=cfg["pretrain_batch"], steps_per_epoch=max(2, 500 // cfg["pretrain_batch"]),
+        batch_size=config.pretrain_batch, steps_per_epoch=max(2, 500 // config.pretrain_batch),
         seed=seed + 1,
     )  # fmt: skip
     best = KeepBestWeights("val_accuracy", mode="max")
     return trainer.pretrain_cnn(
-        slices, validation_data=val_slices, epochs=cfg["pretrain_epochs"],
-        learning_rate=cfg["pretrain_learning_rate"],
-        callbacks=[best, *_progress("stage 1: slice CNN", verbose, ("loss", "val_accuracy"))],
+        slices, validation_data=val_slices, epochs=config.pretrain_epochs,
+        learning_rate=config.pretrain_learning_rate,
+        callbacks=[best, *progress("stage 1: slice CNN", verbose, ("loss", "val_accuracy"))],
     ).history  # fmt: skip
 
 
@@ -312,44 +264,44 @@ def slice_baselines(cnn, data, seed=0):
     return scores
 
 
-def predict_volumes(model, part, preset="quick"):
+def predict_volumes(model, part, config):
     """ICH probabilities of every volume of a part (one padded shape, masked)."""
-    dataset = _volume_data(part, preset, 0, shuffle=False)
+    dataset = _volume_data(part, config, 0, shuffle=False)
     return model.predict(dataset, verbose=0)[:, 1]
 
 
-def train_volume_stages(trainer, data, preset="quick", seed=0, verbose=True):
+def train_volume_stages(trainer, data, config, seed=0, verbose=True):
     """Stages 2 and 3; returns ``(histories, {"cnn_bilstm_lstm_only" | "..._staged": scores})``."""
-    cfg = PRESETS[preset]
-    val = _volume_data(data["val"], preset, seed, shuffle=False)
+    val = _volume_data(data["val"], config, seed, shuffle=False)
     histories, scores = {}, {}
     best = KeepBestWeights("val_auc", mode="max")
     histories["train_lstm"] = trainer.train_lstm(
-        _volume_data(data["train"], preset, seed, shuffle=True), validation_data=val,
-        epochs=cfg["lstm_epochs"], callbacks=[best, *_progress("stage 2: LSTMs", verbose)],
+        _volume_data(data["train"], config, seed, shuffle=True), validation_data=val,
+        epochs=config.lstm_epochs,
+        callbacks=[best, *progress("stage 2: LSTMs", verbose, _VOLUME_KEYS)],
     ).history  # fmt: skip
-    scores["cnn_bilstm_lstm_only"] = predict_volumes(trainer.model, data["test"], preset)
+    scores["cnn_bilstm_lstm_only"] = predict_volumes(trainer.model, data["test"], config)
     best = KeepBestWeights("val_auc", mode="max")
     histories["finetune"] = trainer.finetune(
-        _volume_data(data["train"], preset, seed + 1, shuffle=True), validation_data=val,
-        epochs=cfg["finetune_epochs"], callbacks=[best, *_progress("stage 3: end to end", verbose)],
+        _volume_data(data["train"], config, seed + 1, shuffle=True), validation_data=val,
+        epochs=config.finetune_epochs,
+        callbacks=[best, *progress("stage 3: end to end", verbose, _VOLUME_KEYS)],
     ).history  # fmt: skip
-    scores["cnn_bilstm_staged"] = predict_volumes(trainer.model, data["test"], preset)
+    scores["cnn_bilstm_staged"] = predict_volumes(trainer.model, data["test"], config)
     return histories, scores
 
 
-def train_scratch(data, preset="quick", seed=0, verbose=True):
+def train_scratch(data, config, seed=0, verbose=True):
     """The full model trained end to end from random weights, with the volume stages' budget."""
-    cfg = PRESETS[preset]
-    _, model = build_models(preset, _slice_shape(data), seed=seed + 100, name="scratch")
+    _, model = build_models(config, _slice_shape(data), seed=seed + 100, name="scratch")
     best = KeepBestWeights("val_auc", mode="max")
     history = train_end_to_end(
-        model, _volume_data(data["train"], preset, seed + 2, shuffle=True),
-        validation_data=_volume_data(data["val"], preset, seed, shuffle=False),
-        epochs=cfg["scratch_epochs"], jit_compile=cfg["jit_compile"],
-        callbacks=[best, *_progress("end to end from scratch", verbose)],
+        model, _volume_data(data["train"], config, seed + 2, shuffle=True),
+        validation_data=_volume_data(data["val"], config, seed, shuffle=False),
+        epochs=config.scratch_epochs, jit_compile=config.jit_compile,
+        callbacks=[best, *progress("end to end from scratch", verbose, _VOLUME_KEYS)],
     )  # fmt: skip
-    return model, history.history, predict_volumes(model, data["test"], preset)
+    return model, history.history, predict_volumes(model, data["test"], config)
 
 
 def seconds_per_volume(model, volumes, repeats=1):
@@ -392,7 +344,7 @@ def evaluate(labels, scores, reference="cnn_bilstm_staged"):
     return models, p_values
 
 
-def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True):
+def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrides):
     """Runs the whole experiment; returns ``{"models": ..., "delong_p_values": ..., ...}``.
 
     Args:
@@ -402,37 +354,39 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True):
         out: folder for the PNG figures, or ``None``.
         seed: seed of the data, the splits and every model.
         verbose: progress bars and stage messages.
+        **overrides: `IchConfig` fields to change for this run, e.g. ``lstm_epochs=2``.
 
     Example:
 
     >>> from kerasmed.experiments import run_experiment
     >>> results = run_experiment("ich", "quick", out="results/ich")  # doctest: +SKIP
     """
-    log = _log(verbose)
-    data = load_data(preset, data_dir, seed, verbose)
-    cnn, model = build_models(preset, _slice_shape(data), seed=seed)
-    trainer = StagedTrainer(cnn, model, jit_compile=PRESETS[preset]["jit_compile"])
+    config = resolve_config(PRESETS, preset, overrides, experiment="ich")
+    log = logger("ich", verbose)
+    data = load_data(config, data_dir, seed, verbose)
+    cnn, model = build_models(config, _slice_shape(data), seed=seed)
+    trainer = StagedTrainer(cnn, model, jit_compile=config.jit_compile)
 
     timings, histories = {}, {}
     start = time.perf_counter()
-    histories["pretrain_cnn"] = pretrain_slice_cnn(trainer, data, preset, seed, verbose)
+    histories["pretrain_cnn"] = pretrain_slice_cnn(trainer, data, config, seed, verbose)
     scores = slice_baselines(cnn, data, seed)
     timings["stage 1 + baselines"] = time.perf_counter() - start
-    log(f"[ich] stage 1 and baselines: {timings['stage 1 + baselines']:.0f} s")
+    log(f"stage 1 and baselines: {timings['stage 1 + baselines']:.0f} s")
 
     start = time.perf_counter()
-    stage_histories, stage_scores = train_volume_stages(trainer, data, preset, seed, verbose)
+    stage_histories, stage_scores = train_volume_stages(trainer, data, config, seed, verbose)
     histories.update(stage_histories)
     scores.update(stage_scores)
     timings["stages 2-3"] = time.perf_counter() - start
-    log(f"[ich] stages 2 and 3: {timings['stages 2-3']:.0f} s")
+    log(f"stages 2 and 3: {timings['stages 2-3']:.0f} s")
 
     start = time.perf_counter()
     _, histories["scratch"], scores["cnn_bilstm_scratch"] = train_scratch(
-        data, preset, seed, verbose
+        data, config, seed, verbose
     )
     timings["scratch"] = time.perf_counter() - start
-    log(f"[ich] end to end from scratch: {timings['scratch']:.0f} s")
+    log(f"end to end from scratch: {timings['scratch']:.0f} s")
 
     labels = data["test"]["labels"]
     models, p_values = evaluate(labels, scores)
@@ -453,17 +407,17 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True):
 
 
 def save_figures(out, data, labels, scores):
-    """Writes ``roc.png`` (Figures 3-4 with 95% CI bands) and ``phantom.png`` to `out`."""
-    from kerasmed.plotting import plot_image_sequence, plot_roc
-
-    out = Path(out)
+    """Writes ``roc.png`` (Figures 3-4 with 95% CI bands) and ``volume.png`` to `out`."""
     curves = {name: (labels, score) for name, score in scores.items()}
-    plot_roc(curves, target_sensitivity=TARGET_SENSITIVITY, n_bootstraps=500).savefig(
-        out / "roc.png", dpi=100
-    )
     positive = int(np.flatnonzero(data["test"]["labels"] == 1)[0])
     slice_labels = data["test"]["slice_labels"][positive]
-    plot_image_sequence(
-        data["test"]["volumes"][positive], labels=np.asarray(slice_labels)[:, None],
-        label_names=["ICH"], max_images=10, title="A test volume (slice labels)",
-    ).savefig(out / "volume.png", dpi=100)  # fmt: skip
+    write_figures(
+        out,
+        {
+            "roc.png": plot_roc(curves, target_sensitivity=TARGET_SENSITIVITY, n_bootstraps=500),
+            "volume.png": plot_image_sequence(
+                data["test"]["volumes"][positive], labels=np.asarray(slice_labels)[:, None],
+                label_names=["ICH"], max_images=10, title="A test volume (slice labels)",
+            ),
+        },
+    )  # fmt: skip

@@ -5,7 +5,8 @@ The path, as in the paper: (1) train an image CNN on single exams (the single-im
 ``[features, previous labels, time lapse]``; (4) report PPV, NPV and F-measure per label on the
 last exam of each test sequence (Table 3).
 
-The same functions drive ``kerasmed reproduce tlstm`` and ``notebooks/01_time_modulated_lstm.ipynb``.
+The same functions drive ``kerasmed reproduce tlstm`` and ``notebooks/01_time_modulated_lstm.ipynb``;
+their settings are a `TlstmConfig` (presets: `kerasmed.experiments.presets.longitudinal`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kerasmed.callbacks import EpochProgressBar
 from kerasmed.data import SequenceDataset, simulate_longitudinal_digits
+from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
+from kerasmed.experiments.presets.longitudinal import (
+    PRESETS,
+    SEQUENCE_MODELS,
+    SequenceModel,
+    TlstmConfig,
+)
 from kerasmed.io import load_longitudinal_npz
 from kerasmed.metrics import multilabel_report
 from kerasmed.models.longitudinal import (
@@ -25,107 +32,67 @@ from kerasmed.models.longitudinal import (
     build_single_image_model,
     build_tlstm_model,
 )
+from kerasmed.plotting import plot_image_sequence, plot_learning_curves, plot_paper_comparison
 from kerasmed.preprocessing import encode_time_deltas, previous_labels
 
-PRESETS = {
-    "quick": {
-        "num_train": 400,
-        "num_test": 400,
-        "image_size": 48,
-        "cnn_filters": (16, 32, 64),
-        "feature_dim": 64,
-        "cnn_epochs": 6,
-        "units": 64,
-        "seq_epochs": 30,
-        "batch_size": 32,
-        "learning_rate": 3e-3,
-        "supervise_every_step": True,
-        "encoding": "one_hot",
-    },
-    "paper": {
-        "num_train": 5000,
-        "num_test": 1000,
-        "image_size": 64,
-        "cnn_filters": (32, 64, 128, 256),
-        "feature_dim": 256,
-        "cnn_epochs": 30,
-        "units": 256,
-        "seq_epochs": 100,
-        "batch_size": 32,
-        "learning_rate": 1e-3,
-        "supervise_every_step": False,
-        "encoding": "one_hot",
-    },
-}
+__all__ = [
+    "PAPER",
+    "PRESETS",
+    "SEQUENCE_MODELS",
+    "SequenceModel",
+    "TlstmConfig",
+    "build_image_cnn",
+    "build_sequence_model",
+    "exam_features",
+    "load_data",
+    "predict_last",
+    "run",
+    "save_figures",
+    "sequence_inputs",
+    "time_encoding_kwargs",
+    "train_image_cnn",
+    "train_sequence_model",
+]
 
-# Table 3 of the paper (simulated data; AlexNet features).
-_LABELS = ("0", "6", "8", "3", "9")
+# Table 3 of the paper (simulated data; AlexNet features), transposed: one row per label (and
+# the average), one column per model and metric.
+_TABLE_3 = """
+       single_image          lstm                  tlstm_v1              tlstm_v2
+       ppv    npv    f       ppv    npv    f       ppv    npv    f       ppv    npv    f
+0      0.5721 0.8096 0.5113  0.5223 0.8345 0.5514  0.9209 0.9713 0.9227  0.9350 0.9255 0.8579
+6      0.8303 0.8922 0.8793  0.8448 0.8716 0.8794  0.9823 0.9758 0.9823  0.9516 0.9443 0.9556
+8      0.7771 0.9143 0.8451  0.7834 0.9050 0.8445  0.9714 0.9620 0.9654  0.9459 0.9517 0.9476
+3      0.5157 0.9068 0.4869  0.4847 0.9147 0.5028  0.7740 0.9641 0.7856  0.7050 0.9413 0.6836
+9      0.8199 0.9410 0.8928  0.8314 0.9552 0.9014  0.9892 0.9898 0.9919  0.9838 0.9816 0.9870
+avg    0.7030 0.8927 0.7231  0.6933 0.8962 0.7359  0.9276 0.9726 0.9296  0.9043 0.9489 0.8864
+"""
 
 
-def _table(ppv, npv, f):
-    def row(values):
-        return {**dict(zip(_LABELS, values[:5])), "avg": values[5]}
-
-    return {"ppv": row(ppv), "npv": row(npv), "f_measure": row(f)}
-
-
-PAPER = {
-    "single_image": _table(
-        (0.5721, 0.8303, 0.7771, 0.5157, 0.8199, 0.7030),
-        (0.8096, 0.8922, 0.9143, 0.9068, 0.9410, 0.8927),
-        (0.5113, 0.8793, 0.8451, 0.4869, 0.8928, 0.7231),
-    ),
-    "lstm": _table(
-        (0.5223, 0.8448, 0.7834, 0.4847, 0.8314, 0.6933),
-        (0.8345, 0.8716, 0.9050, 0.9147, 0.9552, 0.8962),
-        (0.5514, 0.8794, 0.8445, 0.5028, 0.9014, 0.7359),
-    ),
-    "tlstm_v1": _table(
-        (0.9209, 0.9823, 0.9714, 0.7740, 0.9892, 0.9276),
-        (0.9713, 0.9758, 0.9620, 0.9641, 0.9898, 0.9726),
-        (0.9227, 0.9823, 0.9654, 0.7856, 0.9919, 0.9296),
-    ),
-    "tlstm_v2": _table(
-        (0.9350, 0.9516, 0.9459, 0.7050, 0.9838, 0.9043),
-        (0.9255, 0.9443, 0.9517, 0.9413, 0.9816, 0.9489),
-        (0.8579, 0.9556, 0.9476, 0.6836, 0.9870, 0.8864),
-    ),
-}
-
-# name -> how the sequence model is built and fed. "encoding": "raw" is the paper's δ;
-# "preset" takes the preset's encoding. "shuffle_time" permutes δ within each sequence.
-SEQUENCE_MODELS = {
-    "lstm": {"kind": "lstm", "encoding": "raw"},
-    "lstm_with_delta": {"kind": "lstm", "encoding": "preset", "use_time": True},
-    "tlstm_v1": {"kind": "tlstm", "version": 1, "encoding": "raw"},
-    "tlstm_v2": {"kind": "tlstm", "version": 2, "encoding": "raw"},
-    "tlstm_v1_encoded": {"kind": "tlstm", "version": 1, "encoding": "preset"},
-    "tlstm_v2_encoded": {"kind": "tlstm", "version": 2, "encoding": "preset"},
-    "tlstm_v1_shuffled_delta": {
-        "kind": "tlstm",
-        "version": 1,
-        "encoding": "preset",
-        "shuffle_time": True,
-    },
-}
+def _parse_table(text):
+    models, metrics, *rows = (line.split() for line in text.strip("\n").splitlines())
+    names = {"ppv": "ppv", "npv": "npv", "f": "f_measure"}
+    columns = [(models[i // len(names)], names[key]) for i, key in enumerate(metrics)]
+    table = {model: {metric: {} for metric in names.values()} for model in models}
+    for label, *values in rows:
+        for (model, metric), value in zip(columns, values, strict=True):
+            table[model][metric][label] = float(value)
+    return table
 
 
-def _progress(description, verbose):
-    return [EpochProgressBar(description, keys=("loss", "val_loss"))] if verbose else []
+PAPER = _parse_table(_TABLE_3)
 
 
-def load_data(preset="quick", data_dir=None, seed=0):
+def load_data(config, data_dir=None, seed=0):
     """Returns ``(train, test)`` `LongitudinalSequences`: simulated, or ``data_dir/sequences.npz``.
 
     ``data_dir`` is a folder written by ``data_prep/longitudinal_manifest.py``; its sequences
     are split 80/20 by patient.
     """
-    cfg = PRESETS[preset]
     if data_dir is None:
         data = simulate_longitudinal_digits(
-            cfg["num_train"] + cfg["num_test"], image_size=cfg["image_size"], seed=seed
+            config.num_train + config.num_test, image_size=config.image_size, seed=seed
         )
-        return data.split(test_size=cfg["num_test"], seed=seed)
+        return data.split(test_size=config.num_test, seed=seed)
     data = load_longitudinal_npz(Path(data_dir) / "sequences.npz")
     return data.split(test_size=0.2, seed=seed)
 
@@ -139,36 +106,34 @@ def time_encoding_kwargs(train, encoding):
     return {}
 
 
-def build_image_cnn(preset="quick", num_labels=5, image_size=None):
-    """The single-image CNN of a preset (untrained); `train_image_cnn` trains it."""
-    cfg = PRESETS[preset]
-    size = image_size or cfg["image_size"]
+def build_image_cnn(config, num_labels=5, image_size=None):
+    """The single-image CNN of a config (untrained); `train_image_cnn` trains it."""
+    size = image_size or config.image_size
     return build_single_image_model(
         num_labels,
         (size, size, 1),
-        backbone_kwargs={"filters": cfg["cnn_filters"], "feature_dim": cfg["feature_dim"]},
+        backbone_kwargs={"filters": config.cnn_filters, "feature_dim": config.feature_dim},
     )
 
 
-def train_image_cnn(train, preset="quick", seed=0, verbose=True):
+def train_image_cnn(train, config, seed=0, verbose=True):
     """Stage 1: the single-image CNN on every exam of the training sequences.
 
     Returns:
         ``(model, history)``; ``model.layers[1]`` is the backbone that makes the features.
     """
-    cfg = PRESETS[preset]
     keras.utils.set_random_seed(seed)
     images, labels = train.all_exams()
-    model = build_image_cnn(preset, train.num_labels, images.shape[1])
+    model = build_image_cnn(config, train.num_labels, images.shape[1])
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["binary_accuracy"])
     history = model.fit(
         images[..., None],
         labels,
-        batch_size=cfg["batch_size"],
-        epochs=cfg["cnn_epochs"],
+        batch_size=config.batch_size,
+        epochs=config.cnn_epochs,
         validation_split=0.1,
         verbose=0,
-        callbacks=_progress("single-image CNN", verbose),
+        callbacks=progress("single-image CNN", verbose),
     )
     return model, history.history
 
@@ -204,21 +169,21 @@ def sequence_inputs(
 def build_sequence_model(
     spec, num_labels, feature_dim, time_features, units, return_sequences, name
 ):
-    """Builds one entry of `SEQUENCE_MODELS`."""
-    if spec["kind"] == "lstm":
+    """Builds the model that `spec` (a `SequenceModel`, see `SEQUENCE_MODELS`) describes."""
+    if spec.kind == "lstm":
         return build_lstm_model(
             num_labels,
             units,
             feature_dim=feature_dim,
             time_features=time_features,
-            use_time=spec.get("use_time", False),
+            use_time=spec.use_time,
             return_sequences=return_sequences,
             name=name,
         )
     return build_tlstm_model(
         num_labels,
         units,
-        version=spec["version"],
+        version=spec.version,
         feature_dim=feature_dim,
         time_features=time_features,
         return_sequences=return_sequences,
@@ -226,27 +191,24 @@ def build_sequence_model(
     )
 
 
-def train_sequence_model(
-    name, spec, train_inputs, train_targets, preset="quick", seed=0, verbose=True
-):
+def train_sequence_model(name, spec, train_inputs, train_targets, config, seed=0, verbose=True):
     """Stage 3: trains one sequence model on precomputed features.
 
     Returns:
         ``(model, history)``.
     """
-    cfg = PRESETS[preset]
     keras.utils.set_random_seed(seed)
-    every_step = cfg["supervise_every_step"]
+    every_step = config.supervise_every_step
     model = build_sequence_model(
         spec,
         num_labels=train_targets[0].shape[-1],
         feature_dim=train_inputs["features"][0].shape[-1],
         time_features=train_inputs["time"][0].shape[-1],
-        units=cfg["units"],
+        units=config.units,
         return_sequences=every_step,
         name=name,
     )
-    model.compile(keras.optimizers.Adam(cfg["learning_rate"]), "binary_crossentropy")
+    model.compile(keras.optimizers.Adam(config.learning_rate), "binary_crossentropy")
     n = len(train_targets)
     order = np.random.default_rng(seed).permutation(n)
     val, fit = np.sort(order[: max(1, n // 10)]), np.sort(order[max(1, n // 10) :])
@@ -259,7 +221,7 @@ def train_sequence_model(
         return SequenceDataset(
             {k: [v[i] for i in indices] for k, v in train_inputs.items()},
             [train_targets[i] for i in indices],
-            batch_size=cfg["batch_size"],
+            batch_size=config.batch_size,
             shuffle=shuffle,
             seed=seed,
             target="all" if every_step else "last",
@@ -269,9 +231,9 @@ def train_sequence_model(
     history = model.fit(
         dataset(fit, True),
         validation_data=dataset(val, False),
-        epochs=cfg["seq_epochs"],
+        epochs=config.seq_epochs,
         verbose=0,
-        callbacks=_progress(name, verbose),
+        callbacks=progress(name, verbose),
     )
     return model, history.history
 
@@ -289,7 +251,7 @@ def predict_last(model, inputs, batch_size=64):
     return scores
 
 
-def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True):
+def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrides):
     """Runs the whole experiment; returns ``{"models": ..., "histories": ..., ...}``.
 
     Args:
@@ -298,42 +260,45 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True):
             ``None`` simulates the paper's digit sequences.
         out: folder for the PNG figures and the trained image CNN's weights
             (``single_image.weights.h5``, see `build_image_cnn`), or ``None``.
-        seed: seed of the data, the splits and every model.
+        seed: seed of the data, the splits and every model (the i-th of `SEQUENCE_MODELS`
+            gets ``seed + i``, counted from 1).
         verbose: Keras progress bars and stage messages.
+        **overrides: `TlstmConfig` fields to change for this run, e.g. ``encoding="log"``.
 
     Example:
 
     >>> from kerasmed.experiments import run_experiment
     >>> results = run_experiment("tlstm", "quick", out="results/tlstm")  # doctest: +SKIP
     """
-    cfg = PRESETS[preset]
-    log = print if verbose else (lambda *a, **k: None)
-    train, test = load_data(preset, data_dir, seed)
-    log(f"[tlstm] {len(train)} training and {len(test)} test sequences, {train.num_labels} labels")
-    enc_kwargs = time_encoding_kwargs(train, cfg["encoding"])
+    config = resolve_config(PRESETS, preset, overrides, experiment="tlstm")
+    log = logger("tlstm", verbose)
+    train, test = load_data(config, data_dir, seed)
+    log(f"{len(train)} training and {len(test)} test sequences, {train.num_labels} labels")
+    enc_kwargs = time_encoding_kwargs(train, config.encoding)
 
     start = time.perf_counter()
-    cnn, cnn_history = train_image_cnn(train, preset, seed, verbose)
+    cnn, cnn_history = train_image_cnn(train, config, seed, verbose)
     test_images, test_labels = test.last_exam()
     scores = {"single_image": cnn.predict(test_images[..., None], verbose=0)}
     histories = {"single_image": cnn_history}
-    log(f"[tlstm] single-image CNN trained in {time.perf_counter() - start:.0f} s")
+    log(f"single-image CNN trained in {time.perf_counter() - start:.0f} s")
 
     backbone = cnn.layers[1]
     backbone.trainable = False
     train_features, test_features = exam_features(backbone, train), exam_features(backbone, test)
-    for i, (name, spec) in enumerate(SEQUENCE_MODELS.items(), start=1):
+    for name in config.models:
+        spec, i = SEQUENCE_MODELS[name], 1 + tuple(SEQUENCE_MODELS).index(name)
         start = time.perf_counter()
-        encoding = cfg["encoding"] if spec["encoding"] == "preset" else spec["encoding"]
-        kwargs = enc_kwargs if encoding == cfg["encoding"] else {}
-        shuffle = spec.get("shuffle_time", False)
+        encoding = config.encoding if spec.encoding == "config" else spec.encoding
+        kwargs = enc_kwargs if encoding == config.encoding else {}
+        shuffle = spec.shuffle_time
         x_train, y_train = sequence_inputs(train, train_features, encoding, shuffle, seed, **kwargs)
         x_test, _ = sequence_inputs(test, test_features, encoding, shuffle, seed + 1, **kwargs)
         model, histories[name] = train_sequence_model(
-            name, spec, x_train, y_train, preset, seed + i, verbose
+            name, spec, x_train, y_train, config, seed + i, verbose
         )
         scores[name] = predict_last(model, x_test)
-        log(f"[tlstm] {name} trained in {time.perf_counter() - start:.0f} s")
+        log(f"{name} trained in {time.perf_counter() - start:.0f} s")
 
     models = {
         name: multilabel_report(test_labels, s, train.label_names) for name, s in scores.items()
@@ -343,8 +308,8 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True):
         cnn.save_weights(str(Path(out) / "single_image.weights.h5"))
     return {
         "models": models,
-        "time_encoding": {"encoded": cfg["encoding"], **enc_kwargs},
-        "supervise_every_step": cfg["supervise_every_step"],
+        "time_encoding": {"encoded": config.encoding, **enc_kwargs},
+        "supervise_every_step": config.supervise_every_step,
         "num_sequences": {"train": len(train), "test": len(test)},
         "histories": histories,
     }
@@ -352,15 +317,13 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True):
 
 def save_figures(out, test, models, histories):
     """Writes ``sequence.png``, ``learning_curves.png`` and ``f_measure.png`` to `out`."""
-    from kerasmed.plotting import plot_image_sequence, plot_learning_curves, plot_paper_comparison
-
-    out = Path(out)
-    figures = {
-        "sequence.png": plot_image_sequence(
-            test.images[0], test.labels[0], test.deltas[0], test.label_names
-        ),
-        "learning_curves.png": plot_learning_curves(histories),
-        "f_measure.png": plot_paper_comparison(models, PAPER),
-    }
-    for filename, figure in figures.items():
-        figure.savefig(out / filename, dpi=100)
+    write_figures(
+        out,
+        {
+            "sequence.png": plot_image_sequence(
+                test.images[0], test.labels[0], test.deltas[0], test.label_names
+            ),
+            "learning_curves.png": plot_learning_curves(histories),
+            "f_measure.png": plot_paper_comparison(models, PAPER),
+        },
+    )

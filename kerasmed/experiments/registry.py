@@ -1,15 +1,19 @@
 """The experiment registry, `results.json` schema and the paper-vs-ours table.
 
-Each paper has one experiment module in this package exposing ``PRESETS`` (preset name ->
-dict of settings), ``PAPER`` (the paper's published numbers, in the ``models`` shape below)
-and ``run(preset, data_dir, out, seed) -> dict`` returning at least ``{"models": {...}}``.
-This module only knows their names and runtimes, so ``kerasmed list`` imports no Keras.
+Each paper has one experiment module in this package exposing ``PAPER`` (the paper's
+published numbers, in the ``models`` shape below) and ``run(preset, data_dir, out, seed,
+verbose, **overrides) -> dict`` returning at least ``{"models": {...}}``, and one presets
+module in `kerasmed.experiments.presets` (same name) with its frozen config class,
+``PRESETS`` (``{name: Preset}``: config, expected runtime and hardware), ``TITLE`` and
+``NOTEBOOK``. This module reads only the presets modules, so ``kerasmed list`` and the
+checks of ``--set`` overrides import no Keras.
 
 ``results.json`` shape::
 
     {"experiment": str, "preset": str, "backend": str, "seconds": float,
      "models": {model: {metric: value | [low, high] | {label: value, "avg": value}}},
-     "paper": {same shape, the paper's published numbers}, ...extra keys...}
+     "paper": {same shape, the paper's published numbers},
+     "overrides": {dotted key: value}, "config": {the resolved config}, ...extra keys...}
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import json
 import math
 import numbers
 import time
+from collections.abc import Mapping
 from pathlib import Path
+
+from kerasmed.experiments.config import Preset, config_to_dict, normalize_overrides, resolve_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,51 +36,41 @@ class Experiment:
 
     Args:
         name: the name used on the command line (`kerasmed reproduce NAME`).
-        module: dotted path of the module holding ``PRESETS``, ``PAPER`` and ``run``.
+        module: dotted path of the module holding ``PAPER`` and ``run``.
         title: one line naming the paper.
         notebook: the tutorial notebook that walks through the same run.
-        runtimes: preset name -> expected wall time, as shown by `kerasmed list`.
+        presets: ``{preset name: Preset}`` (config, expected runtime and hardware).
     """
 
     name: str
     module: str
     title: str
     notebook: str
-    runtimes: dict
+    presets: Mapping[str, Preset]
 
     @property
-    def presets(self) -> tuple:
-        return tuple(self.runtimes)
+    def runtimes(self) -> dict:
+        """Preset name -> expected wall time and hardware, as shown by `kerasmed list`."""
+        return {name: preset.expected for name, preset in self.presets.items()}
 
     def load(self):
         """Imports and returns the experiment module (this imports Keras)."""
         return importlib.import_module(self.module)
 
 
+def _register(name, module):
+    presets = importlib.import_module(f"kerasmed.experiments.presets.{module}")
+    return Experiment(
+        name, f"kerasmed.experiments.{module}", presets.TITLE, presets.NOTEBOOK, presets.PRESETS
+    )
+
+
 EXPERIMENTS = {
     e.name: e
     for e in (
-        Experiment(
-            name="tlstm",
-            module="kerasmed.experiments.longitudinal",
-            title="Paper 000: time-modulated LSTM on simulated longitudinal digit exams",
-            notebook="notebooks/01_time_modulated_lstm.ipynb",
-            runtimes={"quick": "~4 min on a 2-core CPU", "paper": "~1 h on one GPU"},
-        ),
-        Experiment(
-            name="ich",
-            module="kerasmed.experiments.ich",
-            title="Paper 001: hemorrhage in whole head CTs, slice CNN + 2 x BiLSTM, staged training",
-            notebook="notebooks/02_ich_cnn_bilstm.ipynb",
-            runtimes={"quick": "~5 min on a 2-core CPU", "paper": "~1 day on one GPU"},
-        ),
-        Experiment(
-            name="fcslstm",
-            module="kerasmed.experiments.fcslstm",
-            title="Paper 002: FCN vs (bidirectional) FCSLSTM, joint 4D infant brain segmentation",
-            notebook="notebooks/03_fcslstm_segmentation.ipynb",
-            runtimes={"quick": "~2 min on a 2-core CPU", "paper": "~10 h on one GPU"},
-        ),
+        _register("tlstm", "longitudinal"),
+        _register("ich", "ich"),
+        _register("fcslstm", "fcslstm"),
     )
 }
 
@@ -92,7 +89,30 @@ def get_experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
-def run_experiment(name, preset="quick", data_dir=None, out=None, seed=0, verbose=True):
+def get_config(name, preset="quick", **overrides):
+    """The frozen config of one experiment's preset, with `overrides` applied (no Keras import).
+
+    Args:
+        name: a registered experiment name.
+        preset: one of its presets.
+        **overrides: settings to change, see `kerasmed.experiments.config.apply_overrides`
+            (dotted keys through ``**{"a.b": value}``, or a dict for a nested setting).
+
+    Returns:
+        The experiment's config dataclass instance (the preset itself is unchanged).
+
+    Example:
+
+    >>> config = get_config("fcslstm", "quick", test_timepoint=0)
+    >>> config.test_timepoint, get_config("fcslstm", "quick").test_timepoint
+    (0, 2)
+    """
+    return resolve_config(get_experiment(name).presets, preset, overrides, experiment=name)
+
+
+def run_experiment(
+    name, preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrides
+):
     """Runs one experiment end to end and writes ``out/results.json``.
 
     Args:
@@ -103,19 +123,18 @@ def run_experiment(name, preset="quick", data_dir=None, out=None, seed=0, verbos
         out: output folder for ``results.json`` and figures; ``None`` writes nothing.
         seed: global seed (NumPy, Python and the Keras backend).
         verbose: print progress and the paper-vs-ours table.
+        **overrides: settings of the preset to change for this run (see `get_config`);
+            checked before Keras is imported and recorded in ``results.json`` with the
+            resolved ``config``.
 
     Returns:
         The results dictionary (the ``results.json`` content).
     """
-    spec = get_experiment(name)
-    if preset not in spec.presets:
-        raise ValueError(
-            f"Unknown preset for experiment {name!r}. Valid presets: "
-            f"{', '.join(spec.presets)}. Received: preset={preset!r}"
-        )
+    config = get_config(name, preset, **overrides)
+    applied = normalize_overrides(config, overrides)
     if data_dir is not None and not Path(data_dir).is_dir():
         raise FileNotFoundError(f"--data-dir is not a folder. Received: data_dir={data_dir!r}")
-    module = spec.load()
+    module = get_experiment(name).load()
 
     import keras
 
@@ -123,7 +142,9 @@ def run_experiment(name, preset="quick", data_dir=None, out=None, seed=0, verbos
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    produced = module.run(preset=preset, data_dir=data_dir, out=out, seed=seed, verbose=verbose)
+    produced = module.run(
+        preset=preset, data_dir=data_dir, out=out, seed=seed, verbose=verbose, **overrides
+    )
     seconds = time.perf_counter() - start
     results = {
         "experiment": name,
@@ -132,6 +153,8 @@ def run_experiment(name, preset="quick", data_dir=None, out=None, seed=0, verbos
         "seconds": round(seconds, 2),
         "models": produced.pop("models"),
         "paper": module.PAPER,
+        "overrides": applied,
+        "config": config_to_dict(config),
         **produced,
     }
     validate_results(results)
@@ -221,6 +244,10 @@ def format_table(results: dict) -> str:
         f"{results['experiment']} ({results['preset']} preset, {results['backend']} backend, "
         f"{results['seconds']:.0f} s)"
     ]
+    if results.get("overrides"):
+        lines.append(
+            "overrides: " + ", ".join(f"{k}={v!r}" for k, v in results["overrides"].items())
+        )
     for metric in metrics:
         labels = []
         for table in (ours, paper):

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from kerasmed.experiments import fcslstm as exp
-from kerasmed.experiments import run_experiment
+from kerasmed.experiments import get_config, run_experiment
 from kerasmed.losses import class_weights_from_labels
 from kerasmed.metrics import mean_pixel_accuracy
 
+# Overrides of the quick preset (`run_experiment(..., **TINY)`).
 TINY = {
     "num_subjects": 2,
     "num_heldout": 1,
@@ -20,20 +21,11 @@ TINY = {
     # A few steps of tiny models: tracing (TensorFlow) or compiling (JAX) a graph per model
     # costs more than it saves.
     "run_eagerly": True,
+    # One structured LSTM layer whose operator is conv1 ... conv5 (Section 2.2's grouping):
+    # few weights to initialize, which is what dominates the run time of tiny models on JAX.
+    "sequence_models.fcslstm.operator_groups": (5,),
+    "sequence_models": {"bi_fcslstm": {"operator_groups": [5]}},
 }
-# One structured LSTM layer whose operator is conv1 ... conv5 (Section 2.2's grouping): few
-# weights to initialize, which is what dominates the run time of tiny models on JAX.
-TINY_SEQUENCE_MODELS = {
-    "fcslstm": {"bidirectional": False, "remat": False, "operator_groups": (5,)},
-    "bi_fcslstm": {"bidirectional": True, "remat": False, "operator_groups": (5,)},
-}
-
-
-@pytest.fixture
-def tiny_preset(monkeypatch):
-    preset = {**exp.PRESETS["quick"], **TINY, "sequence_models": TINY_SEQUENCE_MODELS}
-    monkeypatch.setitem(exp.PRESETS, "quick", preset)
-    return preset
 
 
 @pytest.fixture
@@ -50,9 +42,22 @@ def fit_calls(monkeypatch):
     return calls
 
 
-def test_tiny_run_writes_results_and_figures(tiny_preset, fit_calls, tmp_path):
-    results = run_experiment("fcslstm", "quick", out=str(tmp_path), seed=1, verbose=False)
+def test_tiny_run_writes_results_and_figures(fit_calls, tmp_path):
+    results = run_experiment("fcslstm", "quick", out=str(tmp_path), seed=1, verbose=False, **TINY)
     saved = json.loads((tmp_path / "results.json").read_text())
+    # the overrides and the config they resolve to are recorded; the preset is unchanged
+    assert saved["overrides"] == {
+        **{k: v for k, v in TINY.items() if k != "sequence_models"},
+        "sequence_models.fcslstm.operator_groups": [5],
+        "sequence_models.bi_fcslstm.operator_groups": [5],
+    }
+    assert saved["config"]["sequence_models"]["bi_fcslstm"] == {
+        "bidirectional": True,
+        "remat": False,
+        "operator_groups": [5],
+    }
+    assert saved["config"]["epochs"] == 1 and saved["config"]["test_timepoint"] == 2
+    assert get_config("fcslstm", "quick").epochs == 60
     assert saved["models"] == json.loads(json.dumps(results["models"]))
     assert list(saved["models"]) == ["fcn", "fcslstm", "bi_fcslstm"]
     assert saved["paper"]["bi_fcslstm"] == {"mpa": 0.863, "mpa_train": 0.948}
@@ -71,7 +76,7 @@ def test_tiny_run_writes_results_and_figures(tiny_preset, fit_calls, tmp_path):
         assert (tmp_path / filename).stat().st_size > 1000
 
     # mpa is the test time point's (3rd) mean pixel accuracy over the training subjects.
-    data = exp.load_data("quick", None, seed=1)
+    data = exp.load_data(get_config("fcslstm", "quick", **TINY), None, seed=1)
     seen = ~data["heldout"]
     saved_predictions = np.load(tmp_path / "predictions.npz")
     np.testing.assert_array_equal(saved_predictions["labels"], data["labels"][:, 2])
@@ -105,12 +110,9 @@ def test_tiny_run_writes_results_and_figures(tiny_preset, fit_calls, tmp_path):
     np.testing.assert_array_equal(fcn["y"], labels[:, train_tps].reshape(-1, 32, 32))
 
 
-def test_test_timepoint_labels_do_not_change_training(tiny_preset, monkeypatch):
+def test_test_timepoint_labels_do_not_change_training(monkeypatch):
     """Scrambling the 3rd time point's labels leaves the training losses and mpa_train unchanged."""
-    monkeypatch.setitem(
-        exp.PRESETS["quick"], "sequence_models", {"fcslstm": TINY_SEQUENCE_MODELS["fcslstm"]}
-    )
-    monkeypatch.setitem(exp.PRESETS["quick"], "num_heldout", 0)
+    overrides = {**TINY, "num_heldout": 0, "models": ("fcn", "fcslstm")}
     original = exp.load_data
 
     def scrambled(*args, **kwargs):
@@ -119,9 +121,10 @@ def test_test_timepoint_labels_do_not_change_training(tiny_preset, monkeypatch):
         data["labels"][:, 2] = rng.integers(0, 4, size=data["labels"][:, 2].shape)
         return data
 
-    first = exp.run("quick", seed=2, verbose=False)
+    first = exp.run("quick", seed=2, verbose=False, **overrides)
     monkeypatch.setattr(exp, "load_data", scrambled)
-    second = exp.run("quick", seed=2, verbose=False)
+    second = exp.run("quick", seed=2, verbose=False, **overrides)
+    assert list(first["models"]) == ["fcn", "fcslstm"]
     for name in ("fcn", "fcslstm"):
         assert first["histories"][name]["loss"] == second["histories"][name]["loss"]
         assert first["models"][name]["mpa_train"] == second["models"][name]["mpa_train"]

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from kerasmed.data import simulate_head_ct
+from kerasmed.experiments import get_config, run_experiment
 from kerasmed.experiments import ich as exp
-from kerasmed.experiments import run_experiment
 from kerasmed.io import VolumeSet, save_volume_set
 from kerasmed.metrics import delong_test, roc_auc_ci
 
+# Overrides of the quick preset (`run_experiment(..., **TINY)`).
 TINY = {
     "num_train": 12,
     "num_val": 4,
@@ -31,14 +32,11 @@ TINY = {
     "volume_batch": 4,
 }
 
-
-@pytest.fixture
-def tiny_preset(monkeypatch):
-    monkeypatch.setitem(exp.PRESETS, "quick", {**exp.PRESETS["quick"], **TINY})
+TINY_CONFIG = get_config("ich", "quick", **TINY)
 
 
-def test_tiny_run_writes_results_and_figures(tiny_preset, tmp_path):
-    results = run_experiment("ich", "quick", out=str(tmp_path), seed=1, verbose=False)
+def test_tiny_run_writes_results_and_figures(tmp_path):
+    results = run_experiment("ich", "quick", out=str(tmp_path), seed=1, verbose=False, **TINY)
     saved = json.loads((tmp_path / "results.json").read_text())
     expected = {"max_prob", "p95_prob", "svm", "cnn_bilstm_lstm_only", "cnn_bilstm_staged",
                 "cnn_bilstm_scratch"}  # fmt: skip
@@ -68,11 +66,11 @@ def test_tiny_run_writes_results_and_figures(tiny_preset, tmp_path):
     assert results["num_volumes"] == {"train": 12, "val": 4, "test": 8}
 
 
-def test_run_reads_a_volume_set_folder(tiny_preset, tmp_path):
+def test_run_reads_a_volume_set_folder(tmp_path):
     phantom = simulate_head_ct(24, slice_size=64, min_slices=8, max_slices=10, seed=5)
     data = VolumeSet(phantom.volumes, phantom.labels, phantom.slice_labels, phantom.spacing)
     save_volume_set(tmp_path / "set", data)
-    volumes, labels, slice_labels = exp.load_volumes("quick", str(tmp_path / "set"))
+    volumes, labels, slice_labels = exp.load_volumes(TINY_CONFIG, str(tmp_path / "set"))
     np.testing.assert_array_equal(labels, phantom.labels)
     for ours, theirs in zip(volumes, phantom.volumes, strict=True):
         np.testing.assert_allclose(ours, theirs, atol=1e-4)
@@ -80,13 +78,13 @@ def test_run_reads_a_volume_set_folder(tiny_preset, tmp_path):
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_stage_one_needs_slice_labels(tiny_preset):
-    data = exp.load_data("quick", verbose=False)
+def test_stage_one_needs_slice_labels():
+    data = exp.load_data(TINY_CONFIG, verbose=False)
     for part in data.values():
         part["slice_labels"] = [np.full(len(v), -1) for v in part["volumes"]]
-    cnn, model = exp.build_models("quick", exp._slice_shape(data))
+    cnn, model = exp.build_models(TINY_CONFIG, exp._slice_shape(data))
     with pytest.raises(ValueError, match="slice labels"):
-        exp.pretrain_slice_cnn(exp.StagedTrainer(cnn, model), data, "quick", verbose=False)
+        exp.pretrain_slice_cnn(exp.StagedTrainer(cnn, model), data, TINY_CONFIG, verbose=False)
 
 
 def test_preprocess_windows_and_max_filters():
@@ -103,7 +101,7 @@ def test_preprocess_windows_and_max_filters():
 
 def test_split_is_stratified_and_disjoint():
     labels = np.array([0, 1] * 50)
-    parts = exp.split(labels, "quick", seed=0)
+    parts = exp.split(labels, get_config("ich", "quick"), seed=0)
     joined = np.concatenate(list(parts.values()))
     assert sorted(joined.tolist()) == list(range(100))
     for index in parts.values():

@@ -5,9 +5,14 @@ import json
 import numpy as np
 import pytest
 
+from kerasmed.experiments import get_config, run_experiment
 from kerasmed.experiments import longitudinal as exp
-from kerasmed.experiments import run_experiment
 
+# Two sequence models keep this under a minute on every backend; the notebook test runs the
+# whole quick preset (all models) and checks the paper's ordering.
+TINY_MODELS = ("lstm", "tlstm_v1_encoded")
+
+# Overrides of the quick preset (`run_experiment(..., **TINY)`).
 TINY = {
     "num_train": 24,
     "num_test": 10,
@@ -18,23 +23,12 @@ TINY = {
     "units": 4,
     "seq_epochs": 1,
     "batch_size": 8,
+    "models": TINY_MODELS,
 }
 
 
-# Two sequence models keep this under a minute on every backend; the notebook test runs the
-# whole quick preset (all models) and checks the paper's ordering.
-TINY_MODELS = ("lstm", "tlstm_v1_encoded")
-
-
-@pytest.fixture
-def tiny_preset(monkeypatch):
-    monkeypatch.setitem(exp.PRESETS, "quick", {**exp.PRESETS["quick"], **TINY})
-    models = {name: exp.SEQUENCE_MODELS[name] for name in TINY_MODELS}
-    monkeypatch.setattr(exp, "SEQUENCE_MODELS", models)
-
-
-def test_tiny_run_writes_results_and_figures(tiny_preset, tmp_path):
-    results = run_experiment("tlstm", "quick", out=str(tmp_path), seed=3, verbose=False)
+def test_tiny_run_writes_results_and_figures(tmp_path):
+    results = run_experiment("tlstm", "quick", out=str(tmp_path), seed=3, verbose=False, **TINY)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["models"] == json.loads(json.dumps(results["models"]))
     assert set(saved["models"]) == {"single_image", *TINY_MODELS}
@@ -49,6 +43,22 @@ def test_tiny_run_writes_results_and_figures(tiny_preset, tmp_path):
     assert saved["time_encoding"] == {"encoded": "one_hot", "max_delta": 10}
     for name in ("sequence.png", "learning_curves.png", "f_measure.png"):
         assert (tmp_path / name).stat().st_size > 1000
+    assert saved["overrides"] == json.loads(json.dumps(TINY))
+    assert saved["config"] == json.loads(json.dumps(vars(get_config("tlstm", "quick", **TINY))))
+    # The trained image CNN's weights load into the CNN the same config builds.
+    cnn = exp.build_image_cnn(get_config("tlstm", "quick", **TINY))
+    cnn.load_weights(str(tmp_path / "single_image.weights.h5"))
+
+
+def test_paper_table_transcription():
+    # Table 3 of the paper, spot checks of the parsed transcription
+    assert exp.PAPER["single_image"]["ppv"] == {
+        "0": 0.5721, "6": 0.8303, "8": 0.7771, "3": 0.5157, "9": 0.8199, "avg": 0.7030
+    }  # fmt: skip
+    assert exp.PAPER["tlstm_v2"]["f_measure"]["3"] == 0.6836
+    assert list(exp.PAPER) == ["single_image", "lstm", "tlstm_v1", "tlstm_v2"]
+    for model in exp.PAPER.values():
+        assert list(model) == ["ppv", "npv", "f_measure"]
 
 
 def test_shuffled_time_keeps_first_lapse_and_multiset():
