@@ -13,3 +13,13 @@ from kerasmed.preprocessing.longitudinal import (  # noqa: F401
     time_deltas,
     time_features_for,
 )
+from kerasmed.preprocessing.xray import (  # noqa: F401
+    clahe,
+    layer_channels,
+    nl_means,
+    pad_to_square,
+    prepare_radiograph,
+    rescale_to_uint,
+    resize_image,
+    to_grey,
+)
