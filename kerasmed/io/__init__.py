@@ -1,6 +1,14 @@
 """Reading medical image files: DICOM series (pydicom), NIfTI (nibabel), manifests."""
 
 from kerasmed.io.dicom import Volume, read_dicom_series  # noqa: F401
+from kerasmed.io.irma import (  # noqa: F401
+    IRMA_AXES,
+    ClassImbalanceReport,
+    IrmaCode,
+    IrmaLabelMap,
+    class_imbalance_report,
+    parse_irma_code,
+)
 from kerasmed.io.longitudinal_nifti import (  # noqa: F401
     SegmentationManifest,
     SegmentationSequences,
