@@ -72,11 +72,11 @@ def test_small_variant_keras_round_trip_with_the_optimizer(tmp_path):
     model.save(path)
     again = keras.saving.load_model(path)
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
-    schedule = again.optimizer.learning_rate
+    # the schedule and the update count travel with the optimizer: the next rate is lr / (1 + 2 d)
     assert int(again.optimizer.iterations) == 2
-    assert float(again.optimizer._get_current_learning_rate()) == pytest.approx(0.01 / (1 + 2e-6))
-    assert isinstance(again.optimizer._learning_rate, keras.optimizers.schedules.InverseTimeDecay)
-    assert float(schedule) == pytest.approx(0.01 / (1 + 2e-6))
+    assert float(again.optimizer.learning_rate) == pytest.approx(0.01 / (1 + 2e-6), rel=1e-7)
+    config = keras.optimizers.serialize(again.optimizer)["config"]["learning_rate"]
+    assert config["class_name"] == "InverseTimeDecay" and config["config"]["decay_rate"] == 1e-6
 
 
 def test_offline_imagenet_names_the_way_out(monkeypatch):
