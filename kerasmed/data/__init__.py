@@ -11,5 +11,10 @@ from kerasmed.data.longitudinal_digits import (  # noqa: F401
     longitudinal_inputs,
     simulate_longitudinal_digits,
 )
+from kerasmed.data.radiograph_phantom import (  # noqa: F401
+    RADIOGRAPH_CLASSES,
+    RadiographPhantom,
+    simulate_radiographs,
+)
 from kerasmed.data.samplers import BalancedSliceDataset, BalancedVolumeDataset  # noqa: F401
 from kerasmed.data.sequences import SequenceDataset, pad_to_batch  # noqa: F401

@@ -5,6 +5,14 @@ and follows one ``strict`` rule (`kerasmed.io.report`).
 """
 
 from kerasmed.io.dicom import Volume, read_dicom_series  # noqa: F401
+from kerasmed.io.irma import (  # noqa: F401
+    IRMA_AXES,
+    ClassImbalanceReport,
+    IrmaCode,
+    IrmaLabelMap,
+    class_imbalance_report,
+    parse_irma_code,
+)
 from kerasmed.io.longitudinal_nifti import load_segmentation_sequences  # noqa: F401
 from kerasmed.io.manifest import (  # noqa: F401
     LongitudinalManifest,

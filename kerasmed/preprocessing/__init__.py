@@ -15,3 +15,13 @@ from kerasmed.preprocessing.longitudinal import (  # noqa: F401
     time_features_for,
 )
 from kerasmed.preprocessing.resize import INTERPOLATIONS, resize_slices  # noqa: F401
+from kerasmed.preprocessing.xray import (  # noqa: F401
+    clahe,
+    layer_channels,
+    nl_means,
+    pad_to_square,
+    prepare_radiograph,
+    rescale_to_uint,
+    resize_image,
+    to_grey,
+)
