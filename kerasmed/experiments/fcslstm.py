@@ -43,6 +43,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerasmed import backend_policy
 from kerasmed.data import simulate_infant_brain
 from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
 from kerasmed.experiments.presets.fcslstm import (
@@ -194,7 +195,7 @@ def _fit(model, x, y, validation, config, name, class_weights, batch_size, verbo
     model.compile(
         optimizer=optimizer,
         loss=loss,
-        jit_compile=_jit_compile() and not config.run_eagerly,
+        jit_compile=False if config.run_eagerly else backend_policy.fcslstm_jit_compile(),
         run_eagerly=config.run_eagerly,
     )
     history = model.fit(
@@ -210,12 +211,6 @@ def _fit(model, x, y, validation, config, name, class_weights, batch_size, verbo
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
-def _jit_compile():
-    # On TensorFlow, XLA compiles the recurrent graph slowly on a CPU and runs it no faster;
-    # on JAX, an un-jitted step would run op by op.
-    return keras.backend.backend() == "jax"
-
-
 def build_model(name, config, input_shape, num_classes):
     """Builds one of `MODEL_NAMES` for ``(T, H, W, C)`` sequences (the FCN for ``(H, W, C)``)."""
     if name == "fcn":
@@ -228,7 +223,7 @@ def build_model(name, config, input_shape, num_classes):
         input_shape, num_classes, bidirectional=spec.bidirectional,
         width_divisor=config.width_divisor, fuse_level=config.fuse_level,
         operator_groups=spec.operator_groups, remat=spec.remat,
-        unroll=keras.backend.backend() == "jax", name=name,
+        unroll=backend_policy.fcslstm_unroll(), name=name,
     )  # fmt: skip
 
 

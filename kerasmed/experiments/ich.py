@@ -96,6 +96,7 @@ def load_volumes(config, data_dir=None, seed=0):
             slice_size=2 * config.slice_size,
             min_slices=z * config.min_slices,
             max_slices=z * config.max_slices,
+            mimic_rate=config.mimic_rate,
             seed=seed,
         )
         return data.volumes, np.asarray(data.labels), data.slice_labels

@@ -241,12 +241,15 @@ def _parse_row(row, header, seen):
 def _labels_file(directory):
     """The ``labels.csv`` of a volume set folder; FileNotFoundError when either is missing."""
     if not directory.is_dir():
-        raise FileNotFoundError(f"Volume set folder not found: {directory}")
+        raise FileNotFoundError(
+            f"Volume set folder not found. Received: directory={str(directory)!r}"
+        )
     path = directory / LABELS_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: a volume set folder holds labels.csv "
-            f"(columns {','.join(CSV_COLUMNS)}) and volumes/<volume_id>.npz."
+            f"(columns {','.join(CSV_COLUMNS)}) and volumes/<volume_id>.npz. "
+            f"Received: directory={str(directory)!r}"
         )
     return path
 

@@ -344,8 +344,18 @@ def test_bad_arguments_raise(kwargs, match):
 
 
 def test_bad_input_rank_and_operator_output_raise():
-    with pytest.raises(ValueError, match=r"Received: input_shape=\(2, 8, 8, 1\)"):
+    # the rank is checked by the layer's InputSpec, as keras.layers.ConvLSTM2D does
+    with pytest.raises(ValueError, match=r"expected ndim=5, found ndim=4"):
         StructuredConvLSTM2D(2, 3)(np.zeros((2, 8, 8, 1), "float32"))
     flatten = StructuredConvLSTM2D(2, 3, input_operator=keras.layers.Flatten())
     with pytest.raises(ValueError, match="Received: input_operator=flatten"):
         flatten.build((None, T, H, W, C))
+
+
+def test_trainable_reaches_the_cell_and_properties_forward():
+    frozen = StructuredConvLSTM2D(2, 3, trainable=False)
+    assert not frozen.cell.trainable
+    frozen.build((None, T, H, W, C))
+    assert frozen.trainable_weights == [] and len(frozen.non_trainable_weights) == 3
+    layer = StructuredConvLSTM2D(4, 3, padding="same", dropout=0.25)
+    assert (layer.filters, layer.padding, layer.dropout) == (4, "same", 0.25)

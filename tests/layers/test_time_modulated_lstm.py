@@ -6,11 +6,6 @@ import pytest
 from layer_checks import assert_keras_file_roundtrip, check_layer
 
 from kerasmed.layers import TimeModulatedLSTM, TimeModulatedLSTMCell
-from kerasmed.layers.time_modulated_lstm import (
-    _blocked_scan,
-    _sequential_scan,
-    _states_before_dynamic,
-)
 
 B, T, F, L, U = 3, 7, 5, 4, 6
 GATES = "ifco"  # Keras's column order
@@ -153,37 +148,6 @@ def test_initial_state_continues_a_sequence(rng, implementation):
     stateful.set_weights(layer.get_weights())
     stateful(inputs[:, :9])
     np.testing.assert_allclose(to_numpy(stateful(inputs[:, 9:])[0]), y_ref, atol=1e-5)
-
-
-def test_linear_scans_match_a_float64_loop(rng):
-    """Both solvers of h_t = a_t h_{t-1} + b_t (each backend's choice and the other one)."""
-    steps = 13  # chunks of 4 or 8, the last one padded
-    a = rng.uniform(0.0, 1.0, size=(2, steps, 5)) ** 3
-    a[:, 3:7] = 1e-30  # products underflow: no division/logarithm may break on them
-    a[:, 9] = 1.0
-    b = rng.normal(size=(2, steps, 5))
-    b[:, 9] = 0.0
-    h0 = rng.normal(size=(2, 5))
-    args = [keras.ops.convert_to_tensor(v.astype("float32")) for v in (a, b, h0)]
-    expected = _numpy_scan(a, b, h0)
-    np.testing.assert_allclose(to_numpy(_sequential_scan(*args)), expected, atol=1e-5)
-    np.testing.assert_allclose(to_numpy(_blocked_scan(*args)), expected, atol=1e-5)
-    # the loop over chunks of unknown number (reached on TensorFlow), given states before each step
-    before = np.concatenate([h0[:, None], expected[:, :-1]], axis=1)
-    np.testing.assert_allclose(
-        to_numpy(_states_before_dynamic(args[2], args[0], args[1])), before, atol=1e-5
-    )
-    # ``a`` broadcast over units (the masked-output fill), chunks of 8
-    got = _blocked_scan(args[0][..., :1], *args[1:], chunk=8)
-    np.testing.assert_allclose(to_numpy(got), _numpy_scan(a[..., :1], b, h0), atol=1e-5)
-
-
-def _numpy_scan(a, b, h0):
-    h, out = h0, []
-    for t in range(b.shape[1]):
-        h = a[:, t] * h + b[:, t]
-        out.append(h)
-    return np.stack(out, axis=1)
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -452,3 +416,10 @@ def test_invalid_inputs(inputs, received):
         data = np.zeros(inputs, "float32")
     with pytest.raises(ValueError, match=f"Received: {received}"):
         layer(data)
+
+
+def test_properties_forward_to_the_cell():
+    layer = TimeModulatedLSTM(4, 2, version=2, time_features=3, dropout=0.25)
+    assert (layer.units, layer.num_labels, layer.version, layer.time_features) == (4, 2, 2, 3)
+    assert (layer.recurrent, layer.dropout, layer.recurrent_dropout) == (False, 0.25, 0.0)
+    assert TimeModulatedLSTM(4, 2, trainable=False).cell.trainable is False

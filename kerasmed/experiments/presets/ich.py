@@ -48,6 +48,8 @@ class IchConfig:
         slice_chunk: slices the CNN reads at a time inside the volume model (``None``: all).
         remat: recompute each chunk's activations in the backward pass.
         jit_compile: passed to every ``compile`` (``"auto"``: Keras chooses).
+        mimic_rate: mean number of single-slice hyperdense mimics per phantom volume
+            (`kerasmed.data.simulate_head_ct`); unused with real data.
     """
 
     num_train: int = 160
@@ -76,6 +78,7 @@ class IchConfig:
     slice_chunk: int | None = None
     remat: bool = False
     jit_compile: Literal["auto"] | bool = "auto"
+    mimic_rate: float = 2.0
 
 
 PRESETS = make_presets(
