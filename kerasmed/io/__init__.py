@@ -21,6 +21,7 @@ from kerasmed.io.manifest import (  # noqa: F401
     read_longitudinal_manifest,
 )
 from kerasmed.io.nifti import read_nifti  # noqa: F401
+from kerasmed.io.radiograph import read_radiograph  # noqa: F401
 from kerasmed.io.report import LoadError, LoadProblem, LoadReport  # noqa: F401
 from kerasmed.io.segmentation_manifest import (  # noqa: F401
     SegmentationManifest,
