@@ -5,6 +5,13 @@ and follows one ``strict`` rule (`kerasmed.io.report`).
 """
 
 from kerasmed.io.dicom import Volume, read_dicom_series  # noqa: F401
+from kerasmed.io.imageclef import (  # noqa: F401
+    ImageCLEFIndex,
+    ImageCLEFReport,
+    ImageCLEFSplit,
+    index_imageclef,
+    read_imageclef,
+)
 from kerasmed.io.irma import (  # noqa: F401
     IRMA_AXES,
     ClassImbalanceReport,
