@@ -372,5 +372,5 @@ def read_imageclef(
     index = index_imageclef(
         data_dir, train_csv, train_images, test_csv, test_images, strict_hierarchy
     )
-    index.report.raise_or_warn(strict, "row(s)")
+    index.report.raise_or_warn(strict, "input(s)")
     return index
