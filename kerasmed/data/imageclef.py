@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from kerasmed.io.imageclef import IMAGECLEF_SPLITS, index_imageclef
 from kerasmed.preprocessing.xray_files import (
     CACHE_FORMAT,
-    prepare_radiograph_file,
+    init_worker,
+    prepare_job,
     read_cached_radiograph,
 )
 from kerasmed.validation import check_int_tuple, check_non_negative_int, check_one_of
@@ -88,44 +89,26 @@ def _entry_name(image_id):
     return safe + ".npz"
 
 
-def _init_worker():
-    cv2.setNumThreads(1)  # one core per worker process (benchmarks/xray_preprocessing.py)
-
-
-def _work(job):
-    """One image in a worker (written to its cache entry, if any, and returned):
-    ``(job id, image or None, notes, error or None)``."""
-    job_id, path, cache_path, settings = job
-    try:
-        image, notes = prepare_radiograph_file(
-            path,
-            padding=settings["padding"],
-            size=tuple(settings["size"]),
-            enhanced=settings["enhanced"],
-            interpolation=settings["interpolation"],
-            cache_path=cache_path,
-        )
-    except (OSError, ValueError) as error:
-        return job_id, None, [], f"{type(error).__name__}: {error}"
-    return job_id, image, notes, None
-
-
 def _run(jobs, workers, progress):
-    """Runs `jobs` in-process (``workers <= 1``) or in a spawned process pool; yields results."""
+    """Runs `jobs` in-process (``workers <= 1``) or in a spawned process pool; yields results.
+
+    The workers run `kerasmed.preprocessing.xray_files.prepare_job`, whose module imports no
+    Keras: a spawned worker imports the module of the function it runs, and this module's
+    package (`kerasmed.data`) imports Keras (seconds per worker)."""
     bar = tqdm(
         total=len(jobs), desc="preprocessing radiographs", unit="image", disable=not progress
     )
     try:
         if workers <= 1 or len(jobs) <= 1:
             for job in jobs:
-                yield _work(job)
+                yield prepare_job(job)
                 bar.update()
             return
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker
+            workers, mp_context=context, initializer=init_worker
         ) as pool:
-            futures = [pool.submit(_work, job) for job in jobs]
+            futures = [pool.submit(prepare_job, job) for job in jobs]
             for future in concurrent.futures.as_completed(futures):
                 yield future.result()
                 bar.update()

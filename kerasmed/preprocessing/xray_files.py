@@ -17,6 +17,7 @@ import tempfile
 import zipfile
 import zlib
 
+import cv2
 import numpy as np
 
 from kerasmed.io.radiograph import read_radiograph
@@ -131,3 +132,27 @@ def read_cached_radiograph(cache_path, source_path):
             return data["image"], [str(note) for note in data["notes"]]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
         return None
+
+
+def init_worker():
+    """Pool initializer: OpenCV on one thread."""
+    cv2.setNumThreads(1)  # one core per worker process (benchmarks/xray_preprocessing.py)
+
+
+def prepare_job(job):
+    """`prepare_radiograph_file` for a process pool: `job` is ``(job id, path, cache path or
+    None, settings)`` (settings as `kerasmed.data.imageclef_cache_settings`); returns ``(job id,
+    image or None, notes, error message or None)``, errors of reading caught."""
+    job_id, path, cache_path, settings = job
+    try:
+        image, notes = prepare_radiograph_file(
+            path,
+            padding=settings["padding"],
+            size=tuple(settings["size"]),
+            enhanced=settings["enhanced"],
+            interpolation=settings["interpolation"],
+            cache_path=cache_path,
+        )
+    except (OSError, ValueError) as error:
+        return job_id, None, [], f"{type(error).__name__}: {error}"
+    return job_id, image, notes, None
