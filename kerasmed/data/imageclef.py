@@ -221,7 +221,7 @@ def load_imageclef_arrays(
         report.computed += error is None
     arrays = {}
     for name, split in splits.items():
-        images, labels = [], []
+        images, labels, kept = [], [], []
         for k, image_id in enumerate(split.ids):
             image, notes, error = results[name, k]
             if error is not None:
@@ -235,6 +235,8 @@ def load_imageclef_arrays(
             report.notes.extend(f"{name} {image_id}: {note}" for note in notes)
             images.append(image)
             labels.append(split.codes[k])
+            kept.append(image_id)
+        report.ids[name] = tuple(kept)
         arrays[name] = (_stack(images, size, report.notes), index.label_map.encode(labels))
     report.raise_or_warn(strict, "input(s)")
     return (*arrays["train"], *arrays["test"], index.label_map, report)

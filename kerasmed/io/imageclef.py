@@ -99,6 +99,8 @@ class ImageCLEFReport:
             the way (colour converted to grey, MONOCHROME1 inverted...).
         computed: images preprocessed in this call (`kerasmed.data.load_imageclef_arrays`).
         cached: images taken from the cache instead.
+        ids: ``{"train": ids, "test": ids}``: the image ids of the returned arrays, in order
+            (filled by `kerasmed.data.load_imageclef_arrays`).
     """
 
     train: LoadReport
@@ -106,6 +108,7 @@ class ImageCLEFReport:
     notes: list = dataclasses.field(default_factory=list)
     computed: int = 0
     cached: int = 0
+    ids: dict = dataclasses.field(default_factory=dict)
 
     @property
     def reports(self):
