@@ -9,7 +9,7 @@ Cache: with ``cache_dir``, each result is an ``.npz`` file (no pickle) under
 ``cache_dir/<key>/<split>/<image_id>.npz``, ``<key>`` a hash of the preprocessing settings
 (`imageclef_cache_settings`, written beside as ``settings.json``): changing a setting computes
 into another folder, and nothing else does. An entry is reused when it was written for a source
-file of the same size and modification time (`kerasmed.io.radiograph_cache`); entries are
+file of the same size and modification time (`kerasmed.preprocessing.xray_files`); entries are
 written atomically as each image finishes, so an interrupted run resumes where it stopped.
 
 `write_imageclef_folder` writes synthetic radiographs (`simulate_radiographs`) in the ImageCLEF
@@ -30,7 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kerasmed.io.imageclef import IMAGECLEF_SPLITS, index_imageclef
-from kerasmed.io.radiograph_cache import (
+from kerasmed.preprocessing.xray_files import (
     CACHE_FORMAT,
     init_worker,
     prepare_job,
@@ -92,7 +92,7 @@ def _entry_name(image_id):
 def _run(jobs, workers, progress):
     """Runs `jobs` in-process (``workers <= 1``) or in a spawned process pool; yields results.
 
-    The workers run `kerasmed.io.radiograph_cache.prepare_job`, whose module imports no
+    The workers run `kerasmed.preprocessing.xray_files.prepare_job`, whose module imports no
     Keras: a spawned worker imports the module of the function it runs, and this module's
     package (`kerasmed.data`) imports Keras (seconds per worker)."""
     bar = tqdm(

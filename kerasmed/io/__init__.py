@@ -29,11 +29,6 @@ from kerasmed.io.manifest import (  # noqa: F401
 )
 from kerasmed.io.nifti import read_nifti  # noqa: F401
 from kerasmed.io.radiograph import read_radiograph  # noqa: F401
-from kerasmed.io.radiograph_cache import (  # noqa: F401
-    prepare_radiograph_file,
-    read_cached_radiograph,
-    source_stamp,
-)
 from kerasmed.io.report import LoadError, LoadProblem, LoadReport  # noqa: F401
 from kerasmed.io.segmentation_manifest import (  # noqa: F401
     SegmentationManifest,

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-import kerasmed.io.radiograph_cache as xray_files
+import kerasmed.preprocessing.xray_files as xray_files
 from kerasmed.data import (
     imageclef_cache_key,
     imageclef_cache_settings,

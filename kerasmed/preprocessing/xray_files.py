@@ -6,7 +6,7 @@ there atomically (a temporary file renamed into place, so an interrupted run nev
 half-written entry). `read_cached_radiograph` returns a cache entry when it is still valid:
 written by this cache format for a source file of the same size and modification time.
 
-This module imports only OpenCV, NumPy, `kerasmed.io` and `kerasmed.preprocessing`, so that the worker processes of
+This module imports only OpenCV, NumPy and `kerasmed.io`, so that the worker processes of
 `kerasmed.data.load_imageclef_arrays` start in a second, without Keras.
 """
 
