@@ -2,6 +2,12 @@
 synthetic data sets."""
 
 from kerasmed.data.head_ct_phantom import HeadCTPhantom, simulate_head_ct  # noqa: F401
+from kerasmed.data.imageclef import (  # noqa: F401
+    imageclef_cache_key,
+    imageclef_cache_settings,
+    load_imageclef_arrays,
+    write_imageclef_folder,
+)
 from kerasmed.data.infant_brain_phantom import (  # noqa: F401
     InfantBrainPhantom,
     simulate_infant_brain,

@@ -5,6 +5,13 @@ and follows one ``strict`` rule (`kerasmed.io.report`).
 """
 
 from kerasmed.io.dicom import Volume, read_dicom_series  # noqa: F401
+from kerasmed.io.imageclef import (  # noqa: F401
+    ImageCLEFIndex,
+    ImageCLEFReport,
+    ImageCLEFSplit,
+    index_imageclef,
+    read_imageclef,
+)
 from kerasmed.io.irma import (  # noqa: F401
     IRMA_AXES,
     ClassImbalanceReport,
@@ -21,6 +28,7 @@ from kerasmed.io.manifest import (  # noqa: F401
     read_longitudinal_manifest,
 )
 from kerasmed.io.nifti import read_nifti  # noqa: F401
+from kerasmed.io.radiograph import read_radiograph  # noqa: F401
 from kerasmed.io.report import LoadError, LoadProblem, LoadReport  # noqa: F401
 from kerasmed.io.segmentation_manifest import (  # noqa: F401
     SegmentationManifest,

@@ -31,7 +31,7 @@ class CsvRow:
         return None
 
 
-def read_csv_rows(path, kind="manifest"):
+def read_csv_rows(path, kind="manifest", delimiter=","):
     """Reads a UTF-8 CSV file (a byte order mark is allowed) with a header row.
 
     Blank lines are passed over; header names and cells are stripped of surrounding spaces.
@@ -39,6 +39,7 @@ def read_csv_rows(path, kind="manifest"):
     Args:
         path: the CSV file.
         kind: what the file is, for the messages (``"manifest"``, ``"labels"``).
+        delimiter: the field separator (``","``; ImageCLEF's code lists use ``";"``).
 
     Returns:
         ``(header, rows)``: the column names and a list of `CsvRow`.
@@ -53,7 +54,7 @@ def read_csv_rows(path, kind="manifest"):
     rows = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
+            reader = csv.reader(f, delimiter=delimiter)
             header = [h.strip() for h in next(reader, [])]
             for fields in reader:
                 if not fields or (len(fields) == 1 and not fields[0].strip()):

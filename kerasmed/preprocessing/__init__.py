@@ -25,3 +25,8 @@ from kerasmed.preprocessing.xray import (  # noqa: F401
     resize_image,
     to_grey,
 )
+from kerasmed.preprocessing.xray_files import (  # noqa: F401
+    prepare_radiograph_file,
+    read_cached_radiograph,
+    source_stamp,
+)
