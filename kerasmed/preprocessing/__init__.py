@@ -25,3 +25,10 @@ from kerasmed.preprocessing.xray import (  # noqa: F401
     resize_image,
     to_grey,
 )
+from kerasmed.preprocessing.lung import (  # noqa: F401
+    DEFAULT_LUNG_THRESHOLDS,
+    LungAreaSteps,
+    LungSliceSelection,
+    lung_area_steps,
+    select_lung_slices,
+)
