@@ -49,6 +49,11 @@ Decisions on the edge cases (each reported in the result, never silently):
   only (in COV19-CT-DB such scans have one axial slice, the last); so does this function, with
   ``rule="last_slice"`` and a note naming the sizes; every slice's area is still computed.
 
+The crop's filter erodes the body by about ``crop_filter_size / 2`` pixels, so the crop cuts
+into the chest wall: a lung closer than that (plus ``filter_size / 2``) to the body's outline
+touches the crop's edge, is no hole, and counts 0, as in the authors' code (a thin patient, or
+lungs drawn too close to the skin in a phantom).
+
 Small images: the filter sizes are the authors' for 512 x 512 slices. On 64 x 64 slices (the
 phantom's default) use ``filter_size=1, crop_filter_size=2`` (a 5 x 5 filter closes 64-pixel
 lungs' thin walls and fills small lungs with body).
