@@ -224,8 +224,8 @@ def simulate_chest_ct(
 
     >>> data = simulate_chest_ct(4, min_slices=20, max_slices=30, mixed_size_fraction=0.25)
     >>> len(data), data.labels.tolist(), data.mixed_size.tolist()
-    (4, [1, 0, 1, 0], [False, True, False, False])
-    >>> data.volumes[0].shape, data.volumes[0].dtype, type(data.volumes[1]).__name__
+    (4, [0, 0, 1, 1], [False, False, True, False])
+    >>> data.volumes[0].shape, data.volumes[0].dtype, type(data.volumes[2]).__name__
     ((29, 64, 64), dtype('float32'), 'list')
     """
     num_scans = check_positive_int(num_scans, "num_scans")
