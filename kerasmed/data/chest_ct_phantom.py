@@ -6,15 +6,22 @@ with a thin fat layer (-100 HU), two lungs (about -850 HU, a smooth texture) who
 rises and falls along z -- no lung in the first and last slices (neck, abdomen), the largest in
 between, at a random height and with a random skew -- small vessels in the lungs, a denser band
 in the dependent (posterior) lung of both classes (-650 to -500 HU, as atelectasis and gravity
-give), a scanner table under the body, a slight blur and Gaussian noise. The scans have 50 to 300
+give), single-slice GGO-like mimics in both classes (hazy patches one slice thick, as motion and
+the partial volume of fissures and of the diaphragm give), a scanner table under the body, a
+slight blur and Gaussian noise. The scans have 50 to 300
 slices (the spacing along z follows: the chest is about 300 mm long).
 
 Positive scans carry one to three ground-glass opacities (GGO, -700 to -300 HU): 3D blobs in one
 lung over a few contiguous slices, anywhere along the lungs -- also in their upper and lower
-parts, outside the window of largest lung area. That makes the three ways of reading a scan
+parts (half of them in the bases, COVID-19's lower-lobe predominance), outside the window of
+largest lung area. That makes the three ways of reading a scan
 differ (measured in ``tests/data/test_chest_ct_phantom.py``): one random slice mostly misses
 the lesions; the lung window (`kerasmed.preprocessing.select_lung_slices`) sees most of them;
-all slices see every lesion, so a scan-level summary is at least as good as the window's.
+all slices see every lesion and average the mimics over more slices, so a scan-level summary
+is at least as good as the window's. With the pooled fraction of lung pixels in -700 ... -300 HU
+and the lung's mean HU, a cross-validated logistic regression on 64 scans (seed 0) gives AUC
+0.44 (one random slice), 0.69 (lung window), 0.73 (all slices): hard enough that a model has
+to find the lesions, not the lung's mean density.
 
 A few scans (`mixed_size_fraction`) have one slice of another size (the last one, reconstructed
 on a 1.25 x larger matrix), as some COV19-CT-DB scans do; these scans are lists of 2D arrays
