@@ -1,6 +1,11 @@
 """``keras.utils.PyDataset`` classes (variable-length sequences, balanced samplers) and the
 synthetic data sets."""
 
+from kerasmed.data.chest_ct_phantom import (  # noqa: F401
+    ChestCTPhantom,
+    simulate_chest_ct,
+    to_8bit_slices,
+)
 from kerasmed.data.head_ct_phantom import HeadCTPhantom, simulate_head_ct  # noqa: F401
 from kerasmed.data.imageclef import (  # noqa: F401
     imageclef_cache_key,

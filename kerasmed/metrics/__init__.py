@@ -1,5 +1,12 @@
 """Evaluation metrics on NumPy arrays (predictions in, numbers out)."""
 
+from kerasmed.metrics.binary import (  # noqa: F401
+    binary_confusion,
+    binary_report,
+    macro_f1,
+    sensitivity,
+    specificity,
+)
 from kerasmed.metrics.classification import multilabel_report  # noqa: F401
 from kerasmed.metrics.roc import (  # noqa: F401
     delong_test,

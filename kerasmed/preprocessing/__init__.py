@@ -14,6 +14,13 @@ from kerasmed.preprocessing.longitudinal import (  # noqa: F401
     time_deltas,
     time_features_for,
 )
+from kerasmed.preprocessing.lung import (  # noqa: F401
+    DEFAULT_LUNG_THRESHOLDS,
+    LungAreaSteps,
+    LungSliceSelection,
+    lung_area_steps,
+    select_lung_slices,
+)
 from kerasmed.preprocessing.resize import INTERPOLATIONS, resize_slices  # noqa: F401
 from kerasmed.preprocessing.xray import (  # noqa: F401
     clahe,
