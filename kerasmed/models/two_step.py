@@ -135,7 +135,7 @@ def slice_embedding_model(model, layer_name=None):
             f"`model` has no layer {layer_name!r}; pass the embedding layer's name. "
             f"Received: layer_name={layer_name!r}"
         ) from error
-    return keras.Model(model.inputs, layer.output, name=f"{model.name}_embeddings")
+    return keras.Model(model.input, layer.output, name=f"{model.name}_embeddings")
 
 
 def build_two_step_lstm(
