@@ -20,6 +20,7 @@ _SUBPACKAGES = (
     "metrics",
     "losses",
     "schedules",
+    "optimizers",
     "callbacks",
     "training",
     "plotting",

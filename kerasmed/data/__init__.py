@@ -29,3 +29,11 @@ from kerasmed.data.radiograph_phantom import (  # noqa: F401
 )
 from kerasmed.data.samplers import BalancedSliceDataset, BalancedVolumeDataset  # noqa: F401
 from kerasmed.data.sequences import SequenceDataset, pad_to_batch  # noqa: F401
+from kerasmed.data.slice_sampling import (  # noqa: F401
+    EmbeddingSequenceDataset,
+    WindowSliceDataset,
+    as_slice_batch,
+    sample_sequence_slices,
+    sample_window_slices,
+    window_bounds,
+)
