@@ -127,3 +127,35 @@ def get_backbone(name, input_shape, weights=None, pooling="avg", trainable=True,
             ) from error
     model.trainable = trainable
     return model
+
+
+def layer_output_model(model, layer_name, argument="model", hint="", name=None):
+    """A model from `model`'s input(s) to the output of its layer `layer_name` (shared weights).
+
+    Used for the feature / embedding sub-model of a classifier (`slice_feature_model` of paper
+    001, `slice_embedding_model` of paper 003).
+
+    Args:
+        model: a functional `keras.Model`.
+        layer_name: the name of the layer whose output ends the sub-model.
+        argument: the argument name the error message uses for `model`.
+        hint: a sentence appended to the error message.
+        name: the sub-model's name.
+
+    Returns:
+        A `keras.Model` sharing `model`'s weights.
+
+    Example:
+
+    >>> cnn = build_small_cnn((16, 16, 1), filters=(2,), feature_dim=3, name="cnn")
+    >>> layer_output_model(cnn, cnn.layers[-2].name).output_shape[0] is None
+    True
+    """
+    try:
+        layer = model.get_layer(layer_name)
+    except ValueError as error:
+        raise ValueError(
+            f"`{argument}` has no layer {layer_name!r}{hint}. Received: layer_name={layer_name!r}"
+        ) from error
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, layer.output, name=name)

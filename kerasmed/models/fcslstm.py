@@ -30,33 +30,11 @@ from keras import layers
 
 from kerasmed.layers.structured_conv_lstm import StructuredConvLSTM2D
 from kerasmed.layers.wrappers import FrameWise, Remat
-from kerasmed.models.fcn import (
-    _NUM_BLOCKS,
-    VGG16_BLOCKS,
-    _check_fuse,
-    _check_image_shape,
-    _maybe_remat,
-    block_filters,
-    build_concise_fcn,
-    build_fcn_backend,
-    build_unet,
-    conv_block,
-    level_sizes,
-)
+from kerasmed.models import fcn
+from kerasmed.models.fcn import *  # noqa: F403 (the concise FCN's public names, re-exported)
 from kerasmed.validation import check_positive_int
 
-__all__ = [
-    "VGG16_BLOCKS",
-    "block_filters",
-    "level_sizes",
-    "conv_block",
-    "build_fcn_backend",
-    "FrameWise",
-    "Remat",
-    "build_concise_fcn",
-    "build_unet",
-    "build_fcslstm",
-]
+__all__ = [*fcn.__all__, "FrameWise", "Remat", "build_fcslstm"]
 
 
 def _check_groups(operator_groups):
@@ -64,7 +42,7 @@ def _check_groups(operator_groups):
     if (
         not groups
         or any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in groups)
-        or sum(groups) != _NUM_BLOCKS
+        or sum(groups) != fcn._NUM_BLOCKS
     ):
         raise ValueError(
             "`operator_groups` must be positive ints summing to 5 (consecutive blocks per "
@@ -160,10 +138,10 @@ def build_fcslstm(
     Reference:
         Gao et al., ISBI 2018, Eq. (1), Sections 2.2 and 2.3, Fig. 3.
     """
-    shape = _check_image_shape(input_shape, 4, "(T, H, W, C)")
-    filters = block_filters(width_divisor)
+    shape = fcn._check_image_shape(input_shape, 4, "(T, H, W, C)")
+    filters = fcn.block_filters(width_divisor)
     check_positive_int(num_classes, "num_classes")
-    _check_fuse(fuse_level, fuse_mode)
+    fcn._check_fuse(fuse_level, fuse_mode)
     groups = _check_groups(operator_groups)
     if merge_mode not in ("concat", "sum", "mul", "ave"):
         raise ValueError(
@@ -178,7 +156,7 @@ def build_fcslstm(
     for g, size in enumerate(groups, start=1):
         last = first + size - 1
         blocks = [
-            conv_block(k, filters[k - 1], VGG16_BLOCKS[k - 1][0], kernel_initializer, name)
+            fcn.conv_block(k, filters[k - 1], fcn.VGG16_BLOCKS[k - 1][0], kernel_initializer, name)
             for k in range(first, last + 1)
         ]
         operator = (
@@ -199,14 +177,14 @@ def build_fcslstm(
         )
         if bidirectional:
             lstm = layers.Bidirectional(lstm, merge_mode=merge_mode, name=f"{name}_bilstm{g}")
-        x = _maybe_remat(lstm, remat)(x)
+        x = fcn._maybe_remat(lstm, remat)(x)
         features[last] = x
         first = last + 1
     channels = {k: f.shape[-1] for k, f in features.items()}
-    backend = build_fcn_backend(
+    backend = fcn.build_fcn_backend(
         shape[1:3], channels, num_classes, fuse_level, fuse_mode, kernel_initializer, name
     )
     fused = [features[k] for k in backend.fused_blocks]
     frames = FrameWise(backend, name=f"{name}_frames")
-    outputs = _maybe_remat(frames, remat)(fused if len(fused) > 1 else fused[0])
+    outputs = fcn._maybe_remat(frames, remat)(fused if len(fused) > 1 else fused[0])
     return keras.Model(inputs, outputs, name=name)

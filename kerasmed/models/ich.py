@@ -23,6 +23,7 @@ import keras
 from keras import layers
 
 from kerasmed.layers.wrappers import SliceEncoder
+from kerasmed.models.backbones import layer_output_model
 from kerasmed.validation import check_positive_int
 
 __all__ = ["build_slice_cnn", "slice_feature_model", "SliceEncoder", "build_cnn_bilstm"]
@@ -156,13 +157,7 @@ def slice_feature_model(slice_cnn, layer_name=None):
     (None, 8)
     """
     layer_name = layer_name or f"{slice_cnn.name}_features"
-    try:
-        layer = slice_cnn.get_layer(layer_name)
-    except ValueError as error:
-        raise ValueError(
-            f"`slice_cnn` has no layer {layer_name!r}. Received: layer_name={layer_name!r}"
-        ) from error
-    return keras.Model(slice_cnn.inputs, layer.output, name=f"{slice_cnn.name}_encoder")
+    return layer_output_model(slice_cnn, layer_name, "slice_cnn", name=f"{slice_cnn.name}_encoder")
 
 
 def build_cnn_bilstm(

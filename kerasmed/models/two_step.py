@@ -29,7 +29,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kerasmed.models.backbones import get_backbone
+from kerasmed.models.backbones import get_backbone, layer_output_model
 from kerasmed.validation import check_one_of, check_positive_int, check_rate
 
 __all__ = [
@@ -128,14 +128,9 @@ def slice_embedding_model(model, layer_name=None):
     (None, 6)
     """
     layer_name = layer_name or f"{model.name}_embedding"
-    try:
-        layer = model.get_layer(layer_name)
-    except ValueError as error:
-        raise ValueError(
-            f"`model` has no layer {layer_name!r}; pass the embedding layer's name. "
-            f"Received: layer_name={layer_name!r}"
-        ) from error
-    return keras.Model(model.input, layer.output, name=f"{model.name}_embeddings")
+    return layer_output_model(
+        model, layer_name, hint="; pass the embedding layer's name", name=f"{model.name}_embeddings"
+    )
 
 
 def build_two_step_lstm(
