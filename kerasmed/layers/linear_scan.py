@@ -166,6 +166,7 @@ def linear_scan(a, b, h0, method=None):
     """
     method = backend_policy.linear_scan_method() if method is None else method
     check_one_of(method, "method", SCAN_METHODS)
+    a, b, h0 = (ops.convert_to_tensor(x) for x in (a, b, h0))
     if method == "sequential" and b.shape[1] is not None:
         return sequential_scan(a, b, h0)
     return blocked_scan(a, b, h0)
