@@ -104,7 +104,8 @@ def load_data(config, data_dir, verbose=True):
 
     Returns:
         ``{name: (x_train, y_train, x_test, y_test)}``, the `kerasmed.io.IrmaLabelMap` and the
-        `kerasmed.io.ImageCLEFReport` of the first read (every read sees the same files).
+        `kerasmed.io.ImageCLEFReport` of the first read (every read sees the same files), its
+        ``computed`` and ``cached`` counts summed over the six reads.
     """
     log = logger("xray", verbose)
     data, label_map, report = {}, None, None
@@ -118,6 +119,9 @@ def load_data(config, data_dir, verbose=True):
         data[name] = (x_train, y_train, x_test, y_test)
         if label_map is None:
             label_map, report = labels, loaded
+        else:
+            report.computed += loaded.computed
+            report.cached += loaded.cached
         log(f"{name}: {len(x_train)} training + {len(x_test)} test images "
             f"({time.perf_counter() - start:.1f} s)")  # fmt: skip
     return data, label_map, report
