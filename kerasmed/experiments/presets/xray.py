@@ -74,7 +74,7 @@ class XrayConfig:
 
 
 PRESETS = make_presets(
-    Preset("quick", XrayConfig(), runtime="~3 min", hardware="a 2-core CPU"),
+    Preset("quick", XrayConfig(), runtime="~3-4 min", hardware="a 2-core CPU"),
     Preset(
         "paper",
         XrayConfig(
