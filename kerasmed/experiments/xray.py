@@ -1,0 +1,331 @@
+"""Experiment ``xray`` (paper 004): radiographs classified by IRMA code, padding x enhancement.
+
+The paper's grid, as in Nkwentsha et al.: every radiograph is made square (``constant``: zero
+padding; ``repetitive``: the image repeated, OpenCV's ``BORDER_WRAP``) or not (``resize``: the
+aspect ratio is lost), resized with nearest-neighbour interpolation, and turned into three
+channels, either grey x 3 or ``(original, NL-means, CLAHE)`` (``_enhanced``). Each of the six
+inputs trains its own classifier (InceptionV3 without its top, global average pooling,
+``Dense(1024, relu)``, softmax over the IRMA classes; SGD 0.01 with Keras 2's decay 1e-6,
+categorical cross-entropy), evaluated by test accuracy and loss (Tables I and II).
+
+Data: an ImageCLEF 2009 folder (``data_dir``, layout in `kerasmed.io.imageclef`), or the
+phantom of `kerasmed.data.simulate_radiographs` written in that layout to a temporary folder
+and read back through the same reader (`kerasmed.data.load_imageclef_arrays`).
+
+The same functions, configured by an `XrayConfig` (see `kerasmed.experiments.presets.xray`),
+drive ``kerasmed reproduce xray`` and ``notebooks/05_xray_inception.ipynb``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+
+import keras
+import matplotlib.figure
+import numpy as np
+
+from kerasmed.data import load_imageclef_arrays, simulate_radiographs, write_imageclef_folder
+from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
+from kerasmed.experiments.presets.xray import PRESETS, XrayConfig
+from kerasmed.io import class_imbalance_report, index_imageclef, read_radiograph
+from kerasmed.models.xray import (
+    build_inception_classifier,
+    compile_xray_classifier,
+    xray_optimizer,
+)
+from kerasmed.plotting import plot_learning_curves, plot_paper_comparison
+from kerasmed.preprocessing import prepare_radiograph
+
+__all__ = [
+    "MODELS",
+    "PAPER",
+    "PRESETS",
+    "XrayConfig",
+    "build_model",
+    "load_data",
+    "load_report_counts",
+    "majority_rate",
+    "phantom_folder",
+    "preprocessing_figure",
+    "run",
+    "save_figures",
+    "train_and_evaluate",
+]
+
+# The six inputs: name -> (padding of `prepare_radiograph`, enhanced).
+MODELS = {
+    "resize": (None, False),
+    "resize_enhanced": (None, True),
+    "repetitive": ("wrap", False),
+    "repetitive_enhanced": ("wrap", True),
+    "constant": ("constant", False),
+    "constant_enhanced": ("constant", True),
+}
+
+# Tables I (accuracy) and II (loss) of the paper: the 1,733 (the paper says 1,732) ImageCLEF
+# 2009 test images, InceptionV3 at 512 x 512.
+PAPER = {
+    "resize": {"accuracy": 0.6890, "loss": 1.520},
+    "resize_enhanced": {"accuracy": 0.6487, "loss": 1.611},
+    "repetitive": {"accuracy": 0.6792, "loss": 1.612},
+    "repetitive_enhanced": {"accuracy": 0.6780, "loss": 1.508},
+    "constant": {"accuracy": 0.6867, "loss": 1.442},
+    "constant_enhanced": {"accuracy": 0.7134, "loss": 1.608},
+}
+
+
+@contextlib.contextmanager
+def phantom_folder(config, seed=0):
+    """Simulates radiographs and writes them in the ImageCLEF layout to a temporary folder.
+
+    Yields the folder's path; the folder is removed on exit.
+
+    Example:
+
+    >>> import os
+    >>> from kerasmed.experiments import get_config
+    >>> config = get_config("xray", "quick", num_images=6, min_size=32, max_size=40)
+    >>> with phantom_folder(config) as folder:
+    ...     sorted(os.listdir(folder))
+    ['ImageCLEFmed2009_test.03', 'ImageCLEFmed2009_test_codes.03.csv', 'ImageCLEFmed2009_train.02', 'ImageCLEFmed2009_train_codes.02.csv']
+    """
+    phantom = simulate_radiographs(
+        config.num_images, config.min_size, config.max_size, bit_depth=config.bit_depth, seed=seed
+    )
+    with tempfile.TemporaryDirectory(prefix="kerasmed-xray-") as folder:
+        write_imageclef_folder(phantom, folder, test_fraction=config.test_fraction)
+        yield folder
+
+
+def load_data(config, data_dir, verbose=True):
+    """Reads and preprocesses `data_dir` once per input of `MODELS`.
+
+    Returns:
+        ``{name: (x_train, y_train, x_test, y_test)}``, the `kerasmed.io.IrmaLabelMap` and the
+        `kerasmed.io.ImageCLEFReport` of the first read (every read sees the same files), its
+        ``computed`` and ``cached`` counts summed over the six reads.
+    """
+    log = logger("xray", verbose)
+    data, label_map, report = {}, None, None
+    for name, (padding, enhanced) in MODELS.items():
+        start = time.perf_counter()
+        x_train, y_train, x_test, y_test, labels, loaded = load_imageclef_arrays(
+            data_dir, padding=padding, enhanced=enhanced, size=config.image_size,
+            cache_dir=config.cache_dir, workers=config.workers, strict=config.strict,
+            progress=False,
+        )  # fmt: skip
+        data[name] = (x_train, y_train, x_test, y_test)
+        if label_map is None:
+            label_map, report = labels, loaded
+        else:
+            report.computed += loaded.computed
+            report.cached += loaded.cached
+        log(f"{name}: {len(x_train)} training + {len(x_test)} test images "
+            f"({time.perf_counter() - start:.1f} s)")  # fmt: skip
+    return data, label_map, report
+
+
+def load_report_counts(report):
+    """The counts of a `kerasmed.io.ImageCLEFReport`, for ``results.json``.
+
+    Example:
+
+    >>> from kerasmed.io import ImageCLEFReport, LoadReport
+    >>> load_report_counts(ImageCLEFReport(LoadReport("a.csv", 3), LoadReport("b.csv", 1)))
+    {'train_rows': 3, 'test_rows': 1, 'problems': 0, 'skipped': 0, 'notes': 0, 'computed': 0, 'cached': 0}
+    """
+    return {
+        "train_rows": report.train.num_rows,
+        "test_rows": report.test.num_rows,
+        "problems": len(report.problems),
+        "skipped": len(report.skipped),
+        "notes": len(report.notes),
+        "computed": report.computed,
+        "cached": report.cached,
+    }
+
+
+def majority_rate(y_train, y_test):
+    """Test accuracy of always answering the most frequent training class.
+
+    Example:
+
+    >>> majority_rate(np.array([0, 1, 1]), np.array([1, 0, 0, 1]))
+    0.5
+    """
+    return float(np.mean(np.asarray(y_test) == np.bincount(y_train).argmax()))
+
+
+def build_model(config, num_classes, input_max=255.0, seed=0, name="xray_classifier"):
+    """The paper's classifier on `config`'s backbone, compiled with its SGD."""
+    keras.utils.set_random_seed(seed)
+    kwargs = {}
+    if config.backbone == "small_cnn":
+        kwargs = {"filters": tuple(config.small_cnn_filters)}
+    model = build_inception_classifier(
+        num_classes, (config.image_size, config.image_size, 3), weights=config.weights,
+        backbone=config.backbone, dense_units=config.dense_units, input_max=input_max,
+        name=name, **kwargs,
+    )  # fmt: skip
+    if config.batchnorm_momentum is not None:
+        for layer in _layers(model):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = config.batchnorm_momentum
+    optimizer = xray_optimizer(config.learning_rate, config.decay, config.momentum)
+    return compile_xray_classifier(model, optimizer, jit_compile=config.jit_compile)
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+
+
+def train_and_evaluate(config, arrays, num_classes, seed=0, verbose=True, name="model"):
+    """Trains one classifier on ``(x_train, y_train, x_test, y_test)``; test accuracy and loss.
+
+    The images stay integer arrays (the model casts each batch to float32): 12,677 training
+    images at 512 x 512 are 10 GB as uint8 and would be 40 GB as float32.
+
+    The test set is passed as ``validation_data`` only to draw the learning curves: nothing is
+    chosen on it (the last epoch's weights are evaluated, as the paper reports its last epoch).
+
+    Returns:
+        ``(metrics, history)``: ``{"accuracy", "loss", "train_accuracy", "train_loss",
+        "seconds"}`` and the Keras history dict.
+    """
+    x_train, y_train, x_test, y_test = arrays
+    input_max = float(np.iinfo(x_train.dtype).max)
+    model = build_model(config, num_classes, input_max, seed=seed, name=f"xray_{name}")
+    one_hot = lambda y: keras.utils.to_categorical(y, num_classes)  # noqa: E731
+    start = time.perf_counter()
+    history = model.fit(
+        x_train, one_hot(y_train), batch_size=config.batch_size,
+        epochs=config.epochs, validation_data=(x_test, one_hot(y_test)),
+        shuffle=True, verbose=0, callbacks=progress(name, verbose, ("loss", "accuracy")),
+    ).history  # fmt: skip
+    seconds = time.perf_counter() - start
+    loss, accuracy = model.evaluate(
+        x_test, one_hot(y_test), batch_size=config.batch_size, verbose=0
+    )
+    metrics = {
+        "accuracy": float(accuracy),
+        "loss": float(loss),
+        "train_accuracy": float(history["accuracy"][-1]),
+        "train_loss": float(history["loss"][-1]),
+        "seconds": round(seconds, 1),
+    }
+    history = {k: [float(v) for v in values] for k, values in history.items()}
+    return metrics, history
+
+
+def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrides):
+    """Runs the paper's 3 x 2 grid; returns ``{"models": ..., "class_imbalance": ..., ...}``.
+
+    Args:
+        preset: ``"quick"`` (2-core CPU, minutes: small CNN at 64 x 64) or ``"paper"`` (GPU:
+            ImageNet InceptionV3 at 512 x 512, batch 16, 25 epochs).
+        data_dir: an ImageCLEF 2009 folder (`kerasmed.io.imageclef`); ``None`` simulates
+            radiographs and reads them through the same reader.
+        out: folder for the PNG figures, or ``None``.
+        seed: seed of the phantom and of every model (``seed + i`` for the i-th model).
+        verbose: progress bars and stage messages.
+        **overrides: `XrayConfig` fields to change for this run, e.g. ``epochs=2``.
+
+    Example:
+
+    >>> from kerasmed.experiments import run_experiment
+    >>> results = run_experiment("xray", "quick", out="results/xray")  # doctest: +SKIP
+    """
+    config = resolve_config(PRESETS, preset, overrides, experiment="xray")
+    log = logger("xray", verbose)
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = stack.enter_context(phantom_folder(config, seed))
+            log(f"phantom: {config.num_images} radiographs in the ImageCLEF layout")
+        data, label_map, report = load_data(config, data_dir, verbose)
+        example = _example_image(data_dir)
+    preprocessing_seconds = time.perf_counter() - start
+
+    _, y_train, _, y_test = data["resize"]
+    imbalance = class_imbalance_report(label_map.decode(y_train), label_map.decode(y_test))
+    log(f"{label_map.num_classes} classes; majority-class test accuracy "
+        f"{majority_rate(y_train, y_test):.3f}")  # fmt: skip
+    models, histories = {}, {}
+    for i, (name, arrays) in enumerate(data.items()):
+        models[name], histories[name] = train_and_evaluate(
+            config, arrays, label_map.num_classes, seed=seed + i, verbose=verbose, name=name
+        )
+        log(f"{name}: test accuracy {models[name]['accuracy']:.3f}, "
+            f"loss {models[name]['loss']:.3f} ({models[name]['seconds']:.0f} s)")  # fmt: skip
+    if out is not None:
+        save_figures(out, example, config, histories, models)
+    return {
+        "models": models,
+        "majority_rate": majority_rate(y_train, y_test),
+        "num_classes": label_map.num_classes,
+        "class_codes": [str(code) for code in label_map.codes],
+        "class_imbalance": imbalance.to_dict(),
+        "load_report": load_report_counts(report),
+        "preprocessing_seconds": round(preprocessing_seconds, 1),
+        "histories": histories,
+    }
+
+
+def _example_image(data_dir):
+    """The first test image of the folder as read (the figure's input)."""
+    index = index_imageclef(data_dir)
+    split = index.test if len(index.test.paths) else index.train
+    return read_radiograph(split.paths[0])
+
+
+def preprocessing_figure(image, size=64):
+    """One radiograph through the six inputs: a 2 x 4 grid (original, then each input).
+
+    Enhanced inputs show their three channels side by side (original, NL-means, CLAHE).
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+    """
+    figure = matplotlib.figure.Figure(figsize=(16, 7.5))
+    axes = figure.subplots(2, 4)
+    axes[0, 0].imshow(image, cmap="gray")
+    axes[0, 0].set_title(f"original {image.shape[0]} x {image.shape[1]}")
+    axes[1, 0].axis("off")
+    for column, padding in enumerate((None, "wrap", "constant"), start=1):
+        label = {None: "resize", "wrap": "repetitive", "constant": "constant"}[padding]
+        plain = prepare_radiograph(image, padding, (size, size), enhanced=False)
+        enhanced = prepare_radiograph(image, padding, (size, size), enhanced=True)
+        axes[0, column].imshow(plain[..., 0], cmap="gray")
+        axes[0, column].set_title(label)
+        axes[1, column].imshow(np.concatenate(list(np.moveaxis(enhanced, -1, 0)), 1), cmap="gray")
+        axes[1, column].set_title(f"{label}_enhanced: original | NL-means | CLAHE", fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.tight_layout()
+    return figure
+
+
+def save_figures(out, image, config, histories, models):
+    """Writes ``preprocessing.png``, ``learning_curves.png`` and ``accuracy.png`` to `out`."""
+    curves = matplotlib.figure.Figure(figsize=(13, 4.5))
+    axes = curves.subplots(1, 2)
+    plot_learning_curves(histories, metric="loss", ax=axes[0])
+    plot_learning_curves(histories, metric="accuracy", ax=axes[1])
+    for ax in axes:
+        ax.set_title(f"{ax.get_ylabel() or ''} (solid: training, dashed: test)")
+    bars = matplotlib.figure.Figure(figsize=(9, 4))
+    plot_paper_comparison(models, PAPER, metric="accuracy", ax=bars.subplots())
+    write_figures(
+        out,
+        {
+            "preprocessing.png": preprocessing_figure(image, config.image_size),
+            "learning_curves.png": curves,
+            "accuracy.png": bars,
+        },
+    )
