@@ -213,7 +213,10 @@ def _build_head(kind, config):
             config.lstm_sequence, config.embedding_dim, units=config.lstm_units,
             num_layers=config.lstm_layers, head_units=config.lstm_head_units,
         )  # fmt: skip
-    return build_two_step_swin(config.swin_slices, config.embedding_dim, preset=config.swin_preset)
+    return build_two_step_swin(
+        config.swin_slices, config.embedding_dim, preset=config.swin_preset,
+        window_size=config.swin_window_size,
+    )  # fmt: skip
 
 
 def train_head(kind, embeddings, labels, config, seed=0, verbose=True):

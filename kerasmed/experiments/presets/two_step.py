@@ -55,6 +55,8 @@ class TwoStepConfig:
         lstm_warmup: fraction of the BiLSTM's steps spent warming up (0.1).
         swin_slices: rows of the Swin's embedding matrix (the paper's 224).
         swin_preset: ``"quick"`` or ``"paper"`` (`kerasmed.models.two_step.SWIN_PRESETS`).
+        swin_window_size: attention window in tokens; ``None`` keeps the preset's 7 (it must
+            fit the token grid: ``swin_slices / 4`` rows at the first stage).
         swin_learning_rate: SGD's peak learning rate (the authors' 0.05).
         swin_momentum: SGD momentum (0.9).
         swin_weight_decay: SGD weight decay (2e-5; Keras's is decoupled, torch's coupled).
@@ -100,6 +102,7 @@ class TwoStepConfig:
     lstm_warmup: float = 0.1
     swin_slices: int = 56
     swin_preset: str = "quick"
+    swin_window_size: int | None = None
     swin_learning_rate: float = 0.01
     swin_momentum: float = 0.9
     swin_weight_decay: float = 2e-5
