@@ -182,6 +182,10 @@ def train_slice_cnn(data, config, seed=0, verbose=True):
         config.backbone, shape, config.embedding_dim, weights=config.backbone_weights,
         dropout=config.cnn_dropout, **kwargs,
     )  # fmt: skip
+    if config.cnn_bn_momentum is not None:
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = config.cnn_bn_momentum
     model.compile(
         optimizer=AdamL2(config.cnn_learning_rate, weight_decay=config.cnn_weight_decay),
         loss="binary_crossentropy",
