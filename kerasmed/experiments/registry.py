@@ -71,6 +71,7 @@ EXPERIMENTS = {
         _register("tlstm", "longitudinal"),
         _register("ich", "ich"),
         _register("fcslstm", "fcslstm"),
+        _register("two-step", "two_step"),
         _register("xray", "xray"),
     )
 }

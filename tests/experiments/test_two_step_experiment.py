@@ -1,0 +1,109 @@
+"""Experiment `two-step` end to end on a tiny override of the quick preset, and its pieces."""
+
+import json
+
+import numpy as np
+import pytest
+import sklearn.metrics
+
+from kerasmed.experiments import get_config, run_experiment
+from kerasmed.experiments import two_step as exp
+from kerasmed.metrics import roc_auc_ci
+
+# Overrides of the quick preset (`run_experiment(..., **TINY)`).
+TINY = {
+    "num_train": 8,
+    "num_test": 8,
+    "min_slices": 20,
+    "max_slices": 26,
+    "mixed_size_fraction": 0.125,
+    "cnn_filters": (4, 8),
+    "cnn_feature_dim": 8,
+    "embedding_dim": 16,
+    "cnn_epochs": 1,
+    "mean_draws": (3, 5),
+    "lstm_sequence": 8,
+    "lstm_units": 4,
+    "lstm_layers": 1,
+    "lstm_head_units": 4,
+    "lstm_epochs": 1,
+    "swin_slices": 16,
+    "swin_window_size": 2,
+    "swin_epochs": 1,
+}
+
+MODELS = {"cnn_2d", "cnn_2d_mean3", "cnn_2d_mean5", "two_step_lstm", "two_step_swin", "ensemble"}
+
+
+def test_tiny_run_writes_results_and_figures(tmp_path):
+    results = run_experiment("two-step", "quick", out=str(tmp_path), seed=1, verbose=False, **TINY)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert set(saved["models"]) == MODELS
+    assert saved["overrides"]["cnn_epochs"] == 1 and saved["config"]["swin_slices"] == 16
+    labels = np.array(saved["test_labels"])
+    assert len(labels) == 8 and labels.sum() == 4
+    probabilities = {k: np.array(v) for k, v in saved["test_probabilities"].items()}
+    for name, metrics in saved["models"].items():
+        p = probabilities[name]
+        assert p.shape == (8,) and np.all((p >= 0) & (p <= 1))
+        predicted = (p > 0.5).astype(int)  # recomputed with scikit-learn from the saved scores
+        assert metrics["macro_f1"] == pytest.approx(
+            sklearn.metrics.f1_score(labels, predicted, average="macro", zero_division=0)
+        )
+        assert metrics["sensitivity"] == pytest.approx(
+            sklearn.metrics.recall_score(labels, predicted, zero_division=0)
+        )
+        assert metrics["specificity"] == pytest.approx(
+            sklearn.metrics.recall_score(1 - labels, 1 - predicted, zero_division=0)
+        )
+        auc, low, high = roc_auc_ci(labels, p)
+        assert metrics["auc"] == pytest.approx(auc) and metrics["auc_ci"] == pytest.approx(
+            [low, high]
+        )
+        confusion = saved["confusion"][name]
+        assert confusion["tp"] + confusion["fn"] == 4 and confusion["tn"] + confusion["fp"] == 4
+    np.testing.assert_allclose(
+        probabilities["ensemble"],
+        np.mean([probabilities[k] for k in ("two_step_lstm", "two_step_swin", "cnn_2d_mean3")], 0),
+    )
+    spread = saved["single_draw_macro_f1"]
+    assert len(spread["per_draw"]) == 5 and spread["per_draw"][0] == pytest.approx(
+        saved["models"]["cnn_2d"]["macro_f1"]
+    )
+    assert spread["min"] <= spread["median"] <= spread["max"]
+    assert saved["paper"]["two_step_swin"] == {
+        "sensitivity": 0.879, "specificity": 0.981, "macro_f1": 0.934,
+    }  # fmt: skip
+    assert saved["paper"]["adleast"]["macro_f1"] == 0.911
+    assert sum(saved["windows"]["rules"].values()) == 16
+    assert saved["windows"]["rules"]["last_slice"] == 2  # the mixed-size scans, reported
+    assert results["num_scans"] == {"train": 8, "test": 8}
+    assert saved["embedding_slices_per_second"] > 0
+    for name in ("lung_window.png", "embedding_matrix.png", "draw_spread.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_load_data_windows_and_slices():
+    config = get_config("two-step", "quick", **TINY)
+    data = exp.load_data(config, seed=2, verbose=False)
+    for part in data.values():
+        for volume, slices, window in zip(
+            part["volumes"], part["slices"], part["windows"], strict=True
+        ):
+            assert slices.dtype == np.uint8 and slices.shape == (len(volume), 64, 64)
+            assert 0 <= window.start < window.stop <= len(volume)
+            if window.rule == "lung_area":  # the window of ceil(n / 2) slices with most lung
+                k = int(np.ceil(len(volume) / 2))
+                sums = np.convolve(window.areas, np.ones(k), "valid")
+                assert window.num_slices == k and window.start == int(np.argmax(sums))
+
+
+def test_data_dir_is_refused_with_a_clear_error():
+    config = get_config("two-step", "quick")
+    with pytest.raises(ValueError, match="Received: data_dir='/some/folder'"):
+        exp.load_data(config, data_dir="/some/folder")
+
+
+def test_unknown_override_names_the_setting():
+    with pytest.raises(ValueError, match="cnn_epoch"):
+        get_config("two-step", "quick", cnn_epoch=2)
