@@ -13,12 +13,12 @@ The Keras minor version is pinned in ``requirements.txt``.
 """
 
 import keras
-from keras import ops, regularizers
+from keras import ops
 from keras.src import backend as keras_backend
 
 from kerasmed import backend_policy
-from kerasmed.layers._cells import forward_cell_properties
-from kerasmed.layers.structured_conv_lstm_cell import _CELL_ARGS, StructuredConvLSTM2DCell
+from kerasmed.layers import _cells
+from kerasmed.layers.structured_conv_lstm_cell import StructuredConvLSTM2DCell
 
 __all__ = ["StructuredConvLSTM2D", "StructuredConvLSTM2DCell"]
 
@@ -93,77 +93,9 @@ class StructuredConvLSTM2D(keras.layers.RNN):
         networks for joint 4D medical image segmentation", ISBI 2018, Eq. (1) and Section 2.
     """
 
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        input_operator=None,
-        recurrent_kernel_size=None,
-        strides=1,
-        padding="same",
-        data_format=None,
-        dilation_rate=1,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        **kwargs,
-    ):
-        cell = StructuredConvLSTM2DCell(
-            filters=filters,
-            kernel_size=kernel_size,
-            input_operator=input_operator,
-            recurrent_kernel_size=recurrent_kernel_size,
-            strides=strides,
-            padding=padding,
-            data_format=data_format,
-            dilation_rate=dilation_rate,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            unit_forget_bias=unit_forget_bias,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            seed=seed,
-            name="structured_conv_lstm_cell",
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-        )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            activity_regularizer=activity_regularizer,
-            **kwargs,
-        )
+    def __init__(self, *args, **kwargs):
+        _, cell, rnn_kwargs = _cells.rnn_layer_arguments(StructuredConvLSTM2D, self, args, kwargs)
+        super().__init__(cell, **rnn_kwargs)
         self.input_spec = keras.InputSpec(ndim=5)
 
     def _project_per_step(self, training):
@@ -250,17 +182,14 @@ class StructuredConvLSTM2D(keras.layers.RNN):
         return self.cell.get_initial_state(batch_size=batch_size)
 
     def get_config(self):
-        cell_config = self.cell.get_config()
-        config = {name: cell_config[name] for name in _CELL_ARGS}
-        config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
-        base_config = super().get_config()
-        del base_config["cell"]
-        return {**base_config, **config}
+        return _cells.rnn_layer_config(self, super().get_config())
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
 
-# `layer.filters`, `layer.input_operator`, ... read the cell's, like ConvLSTM2D.
-forward_cell_properties(StructuredConvLSTM2D, _CELL_ARGS)
+# The signature: the cell's arguments and RNN's; `layer.filters`, ... read the cell's.
+_cells.declare_rnn_layer(
+    StructuredConvLSTM2D, StructuredConvLSTM2DCell, "structured_conv_lstm_cell"
+)

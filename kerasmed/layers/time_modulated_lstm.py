@@ -11,7 +11,7 @@ the whole cell step by step.
 import keras
 from keras import ops
 
-from kerasmed.layers._cells import forward_cell_properties
+from kerasmed.layers import _cells
 from kerasmed.layers.linear_scan import linear_scan
 from kerasmed.layers.time_modulated_lstm_cell import TimeModulatedLSTMCell
 
@@ -142,85 +142,26 @@ class TimeModulatedLSTM(keras.layers.RNN):
     (2, 4)
 
     Reference:
-        R. Santeramo, S. Withey, G. Montana. "Longitudinal detection of radiological
-        abnormalities with time-modulated LSTM", DLMIA workshop, MICCAI 2018, Section 3.
+        Santeramo, Withey, Montana, DLMIA 2018, Section 3 (see `TimeModulatedLSTMCell`).
     """
 
-    def __init__(
-        self,
-        units,
-        num_labels,
-        version=1,
-        recurrent=False,
-        time_features=1,
-        implementation="auto",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        **kwargs,
-    ):
+    def __init__(self, *args, **kwargs):
+        arguments, cell, rnn_kwargs = _cells.rnn_layer_arguments(
+            TimeModulatedLSTM, self, args, kwargs
+        )
+        implementation = arguments["implementation"]
         if implementation not in _IMPLEMENTATIONS:
             raise ValueError(
                 f"`implementation` must be one of {_IMPLEMENTATIONS}. "
                 f"Received: implementation={implementation!r}"
             )
-        if implementation == "scan" and recurrent:
+        if implementation == "scan" and cell.recurrent:
             raise ValueError(
                 "`implementation='scan'` needs `recurrent=False`: with the recurrent extension "
                 "the gates read the previous output and the recurrence is not linear. "
                 f"Received: implementation={implementation!r}"
             )
-        cell = TimeModulatedLSTMCell(
-            units,
-            num_labels,
-            version=version,
-            recurrent=recurrent,
-            time_features=time_features,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            unit_forget_bias=unit_forget_bias,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            seed=seed,
-            dtype=kwargs.get("dtype", None),
-            trainable=kwargs.get("trainable", True),
-            name="time_modulated_lstm_cell",
-        )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            activity_regularizer=activity_regularizer,
-            **kwargs,
-        )
+        super().__init__(cell, **rnn_kwargs)
         self.implementation = implementation
 
     @property
@@ -373,52 +314,21 @@ class TimeModulatedLSTM(keras.layers.RNN):
         return y_state, outputs, states
 
     def get_config(self):
-        cell_config = self.cell.get_config()
-        config = {
-            key: cell_config[key]
-            for key in (
-                "units",
-                "num_labels",
-                "version",
-                "recurrent",
-                "time_features",
-                "use_bias",
-                "kernel_initializer",
-                "recurrent_initializer",
-                "bias_initializer",
-                "unit_forget_bias",
-                "kernel_regularizer",
-                "recurrent_regularizer",
-                "bias_regularizer",
-                "kernel_constraint",
-                "recurrent_constraint",
-                "bias_constraint",
-                "dropout",
-                "recurrent_dropout",
-                "seed",
-            )
-        }
-        config["implementation"] = self.implementation
-        config["activity_regularizer"] = keras.regularizers.serialize(self.activity_regularizer)
-        base_config = super().get_config()
-        del base_config["cell"]
-        return {**base_config, **config}
+        return _cells.rnn_layer_config(
+            self, super().get_config(), implementation=self.implementation
+        )
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
 
-# `layer.units`, `layer.num_labels`, ... read the cell's, as Keras's LSTM does.
-forward_cell_properties(
+# The signature: the cell's arguments, `implementation` and RNN's (with `unroll`, as `LSTM`);
+# `layer.units`, `layer.num_labels`, ... read the cell's.
+_cells.declare_rnn_layer(
     TimeModulatedLSTM,
-    (
-        "units",
-        "num_labels",
-        "version",
-        "recurrent",
-        "time_features",
-        "dropout",
-        "recurrent_dropout",
-    ),
+    TimeModulatedLSTMCell,
+    "time_modulated_lstm_cell",
+    inserted={"time_features": (("implementation", "auto"),)},
+    trailing=_cells.RNN_ARGUMENTS + (("unroll", False),),
 )
