@@ -17,7 +17,7 @@ from keras import ops
 from keras.src import backend as keras_backend
 
 from kerasmed import backend_policy
-from kerasmed.layers import _cells
+from kerasmed.layers import _cells, _checks
 from kerasmed.layers.structured_conv_lstm_cell import StructuredConvLSTM2DCell
 
 __all__ = ["StructuredConvLSTM2D", "StructuredConvLSTM2DCell"]
@@ -98,6 +98,40 @@ class StructuredConvLSTM2D(keras.layers.RNN):
         super().__init__(cell, **rnn_kwargs)
         self.input_spec = keras.InputSpec(ndim=5)
 
+    def build(self, sequences_shape, initial_state_shape=None):
+        super().build(sequences_shape, initial_state_shape)
+        # As `ConvLSTM2D` (which fixes the whole frame shape): the channel count is the
+        # kernel's, and a different one must not become a grouped convolution.
+        channel_axis = 4 if self.cell.data_format == "channels_last" else 2
+        self.input_spec = keras.InputSpec(
+            ndim=5, axes={channel_axis: sequences_shape[channel_axis]}
+        )
+
+    def _check_sequences(self, sequences_shape, initial_state_shape):
+        """Checks that an `InputSpec` cannot make: at least one time step, and, where the zero
+        initial state (of the size the layer was built for) is used, the frame size."""
+        _checks.check_steps("sequences", sequences_shape)
+        if self.built and initial_state_shape is None:
+            spatial = (2, 3) if self.cell.data_format == "channels_last" else (3, 4)
+            frame = self.cell._frame_shape
+            _checks.check_built_axes(
+                "sequences",
+                sequences_shape,
+                {axis: frame[axis - 1] for axis in spatial},
+                hint=" (pass an `initial_state` of the new size to run it on other frames)",
+            )
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        shape = tuple(sequences.shape)
+        states_shape = None if initial_state is None else [s.shape for s in initial_state]
+        self._check_sequences(shape, None if self.stateful else states_shape)
+        mask = keras.tree.flatten(mask)[0] if isinstance(mask, (list, tuple)) else mask
+        _checks.check_mask(mask, shape)
+        if initial_state is not None:
+            state = self.cell.compute_output_shape((shape[0],) + shape[2:])[0]
+            _checks.check_states(initial_state, [state, state])
+        return super().call(sequences, initial_state, mask=mask, training=training)
+
     def _project_per_step(self, training):
         """Whether the input convolution runs inside the time loop rather than before it
         (`kerasmed.backend_policy.conv_lstm_project_per_step`)."""
@@ -161,6 +195,7 @@ class StructuredConvLSTM2D(keras.layers.RNN):
         return last_output, outputs, states[:2]
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        self._check_sequences(tuple(sequences_shape), initial_state_shape)
         batch_size, steps = sequences_shape[0], sequences_shape[1]
         state_shape = self.cell.compute_output_shape((batch_size,) + tuple(sequences_shape[2:]))[0]
         output_shape = (

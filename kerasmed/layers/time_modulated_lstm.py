@@ -11,7 +11,7 @@ the whole cell step by step.
 import keras
 from keras import ops
 
-from kerasmed.layers import _cells
+from kerasmed.layers import _cells, _checks
 from kerasmed.layers.linear_scan import linear_scan
 from kerasmed.layers.time_modulated_lstm_cell import TimeModulatedLSTMCell
 
@@ -96,8 +96,11 @@ class TimeModulatedLSTM(keras.layers.RNN):
     all-zero block (not necessarily the encoding of a zero lapse). Features and previous labels
     are not shifted.
 
-    Time lapses must be finite and non-negative; they are not checked here (a compiled graph
-    cannot check them cheaply): validate them in the data pipeline.
+    Time lapses must be finite and non-negative. An eager call refuses non-finite ones (one
+    reduction over the time block per call); a compiled graph (``fit``, ``predict`` on
+    TensorFlow and JAX) cannot raise on values, and negative lapses are not checked (an
+    encoding may be negative): validate them in the data pipeline. A list input must agree in
+    batch and time sizes, and a built layer refuses a feature width other than its own.
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -196,17 +199,15 @@ class TimeModulatedLSTM(keras.layers.RNN):
                         f"`{name}` must have {width} columns ({option}={width}). "
                         f"Received: {name}.shape={s}"
                     )
+            _checks.check_same_sizes(dict(zip(names, shapes)), axes=(0, 1))
             steps = {s[1] for s in shapes if s[1] is not None}
-            if len(steps) > 1:
-                raise ValueError(
-                    "`features`, `previous_labels` and `time_deltas` must have the same number "
-                    f"of time steps. Received: shapes={shapes}"
-                )
             features = shapes[0]
             if features[-1] == 0:
                 raise ValueError(
                     f"`features` must not be empty. Received: features.shape={features}"
                 )
+            if cell.built:
+                _checks.check_built_axes("features", features, {2: self._built_width("features")})
             width = None if features[-1] is None else features[-1] + sum(s[-1] for s in shapes[1:])
             shape = (features[0], next(iter(steps), None), width)
         shape = tuple(shape)
@@ -214,13 +215,34 @@ class TimeModulatedLSTM(keras.layers.RNN):
             raise ValueError(
                 f"`sequences` must have rank 3 (batch, time, width). Received: sequences.shape={shape}"
             )
-        if shape[1] == 0:
-            raise ValueError(
-                f"`sequences` must have at least one time step. Received: sequences.shape={shape}"
-            )
+        _checks.check_steps("sequences", shape)
         if shape[-1] is not None:
             cell.check_input_dim(shape[-1], received=f"sequences.shape={shape}")
+        if cell.built:
+            _checks.check_built_axes("sequences", shape, {2: self._built_width("sequences")})
         return shape
+
+    def _built_width(self, argument):
+        """The width of `features` or of the concatenated `sequences` the cell was built for."""
+        width = self.cell.kernel.shape[0]  # features and labels
+        if argument == "features":
+            return width - self.cell.num_labels
+        return width + self.cell.time_features
+
+    def _check_call(self, sequences, merged, initial_state, mask):
+        """Checks of a call that `_merged_shape` cannot make: the mask, the initial state and
+        (on eager calls) finite time lapses."""
+        shape = tuple(merged.shape)
+        _checks.check_mask(mask, shape)
+        units = self.cell.units
+        _checks.check_states(initial_state, [(shape[0], units), (shape[0], units)])
+        if isinstance(sequences, (list, tuple)):
+            _checks.check_finite("time_deltas", sequences[2])
+        else:
+            _checks.check_finite(
+                "sequences[..., -time_features:] (the time lapses)",
+                merged[..., shape[-1] - self.cell.time_features :],
+            )
 
     def _merge_inputs(self, sequences):
         if isinstance(sequences, (list, tuple)):
@@ -244,10 +266,10 @@ class TimeModulatedLSTM(keras.layers.RNN):
         return super().compute_mask(inputs, _first_mask(mask))
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
-        sequences = self._merge_inputs(sequences)
-        return super().call(
-            sequences, initial_state=initial_state, mask=_first_mask(mask), training=training
-        )
+        merged = self._merge_inputs(sequences)
+        mask = _first_mask(mask)
+        self._check_call(sequences, merged, initial_state, mask)
+        return super().call(merged, initial_state=initial_state, mask=mask, training=training)
 
     # ------------------------------------------------------------------- loop
     def _next_exam_time(self, sequences, mask):
