@@ -145,8 +145,12 @@ def check_finite(argument, x):
 
 def _spec_sizes(spec, rank):
     """The ``axis: size`` a Keras `InputSpec` fixes for an input of rank `rank` (its `shape`
-    without the batch axis, and its `axes`); ``{}`` where the ranks differ."""
+    without the batch axis, and its `axes`); ``{}`` where the rank does not fit the spec."""
     sizes = {}
+    if spec.ndim is not None and spec.ndim != rank and not spec.allow_last_axis_squeeze:
+        return sizes  # a wrong rank: Keras's own message says so
+    if (spec.min_ndim or 0) > rank or (spec.max_ndim is not None and spec.max_ndim < rank):
+        return sizes
     if spec.shape is not None and len(spec.shape) == rank:
         sizes.update({axis: size for axis, size in enumerate(spec.shape) if axis and size})
     for axis, size in (spec.axes or {}).items():

@@ -262,6 +262,7 @@ class FrameWise(layers.Wrapper):
         return (None, *tuple(input_shape)[2:])
 
     def build(self, input_shape):
+        self._check_inputs(input_shape)
         if not self.layer.built:
             self.layer.build(self._frame_shapes(input_shape))
         self.built = True
