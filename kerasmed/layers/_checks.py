@@ -15,6 +15,11 @@ from keras.src.layers import input_spec
 _MASK_DTYPES = ("bool", "int", "uint", "float")
 
 
+def is_shape_list(shape):
+    """Whether `shape` is a list of shapes (that of a list input), not one shape."""
+    return isinstance(shape, (list, tuple)) and bool(shape) and isinstance(shape[0], (list, tuple))
+
+
 def static_shape(x):
     """The static shape of a tensor (or array) as a tuple."""
     return tuple(x.shape)

@@ -41,6 +41,12 @@ class StructuredConvLSTM2D(keras.layers.RNN):
     per-frame operator (convolutions, pooling, activations) gives the same result as a per-step
     call; batch statistics of a `BatchNormalization` inside it cover all frames.
 
+    A built layer keeps its frame size: another channel count is refused by its `InputSpec`
+    (as `ConvLSTM2D` does; it must not run as a grouped convolution), another spatial size
+    too unless an `initial_state` of that size is given. Sequences of length 0, masks that
+    are not `(batch, time)` and initial states of another shape are refused with a
+    `ValueError` naming the argument, the axis and both sizes.
+
     Args:
         filters: int, number of channels of the hidden and cell states.
         kernel_size: int or pair of ints, window of the gate convolution applied to Ψ_x(x_t).

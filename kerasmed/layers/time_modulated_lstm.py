@@ -53,12 +53,6 @@ def _first_mask(mask):
     return mask
 
 
-def _is_shape_list(shape):
-    return (
-        isinstance(shape, (list, tuple)) and len(shape) > 0 and isinstance(shape[0], (list, tuple))
-    )
-
-
 @keras.saving.register_keras_serializable(package="kerasmed")
 class TimeModulatedLSTM(keras.layers.RNN):
     """Time-modulated LSTM layer (tLSTM) over a sequence of irregularly spaced exams.
@@ -178,7 +172,7 @@ class TimeModulatedLSTM(keras.layers.RNN):
     def _merged_shape(self, shape):
         """Shape of the concatenated input for a shape or a list of 3 shapes (validated)."""
         cell = self.cell
-        if _is_shape_list(shape):
+        if _checks.is_shape_list(shape):
             if len(shape) != 3:
                 raise ValueError(
                     "A list input must be [features, previous_labels, time_deltas]. "

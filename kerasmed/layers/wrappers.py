@@ -190,6 +190,11 @@ class FrameWise(layers.Wrapper):
     is reshaped back to ``(B, T, ...)``. T may be unknown. The input mask (that of the first
     input) is passed through.
 
+    The inputs are checked against the wrapped layer's `InputSpec` in every path (the chunked
+    and rematerialized ones call it through ``stateless_call``, which skips that check), with
+    the axis of the ``(B, T, ...)`` input named; a list input must agree in B and T. Zero time
+    steps give a ``(B, 0, ...)`` output.
+
     Only the part of `layer` up to `split_layer` (a layer name of a functional model) runs in
     chunks; the layers after it run once on the intermediate outputs of all frames (cheap dense
     layers, or layers with random state such as dropout, which the chunk loop cannot hold).
@@ -257,7 +262,7 @@ class FrameWise(layers.Wrapper):
     def _frame_shapes(self, input_shape):
         if not self.fold:
             return input_shape
-        if _is_shape_list(input_shape):
+        if _checks.is_shape_list(input_shape):
             return [(None, *tuple(s)[2:]) for s in input_shape]
         return (None, *tuple(input_shape)[2:])
 
@@ -272,7 +277,7 @@ class FrameWise(layers.Wrapper):
         frame_output = self.layer.compute_output_shape(self._frame_shapes(input_shape))
         if not self.fold:
             return frame_output
-        first = input_shape[0] if _is_shape_list(input_shape) else input_shape
+        first = input_shape[0] if _checks.is_shape_list(input_shape) else input_shape
         return keras.tree.map_shape_structure(
             lambda s: (first[0], first[1], *tuple(s)[1:]), frame_output
         )
@@ -286,7 +291,7 @@ class FrameWise(layers.Wrapper):
         """Same batch and time sizes across a list input, and the checks of the wrapped
         layer's `InputSpec` in every path (a chunked or rematerialized ``stateless_call`` skips
         them), named in this layer's terms."""
-        shapes = [tuple(s) for s in input_shape] if _is_shape_list(input_shape) else None
+        shapes = [tuple(s) for s in input_shape] if _checks.is_shape_list(input_shape) else None
         shapes = shapes or [tuple(input_shape)]
         if self.fold:
             for shape in shapes:
@@ -325,10 +330,6 @@ class FrameWise(layers.Wrapper):
             }
         )
         return config
-
-
-def _is_shape_list(shape):
-    return isinstance(shape, (list, tuple)) and bool(shape) and isinstance(shape[0], (list, tuple))
 
 
 @keras.saving.register_keras_serializable(package="kerasmed")
