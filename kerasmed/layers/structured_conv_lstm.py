@@ -13,12 +13,12 @@ The Keras minor version is pinned in ``requirements.txt``.
 """
 
 import keras
-from keras import ops, regularizers
+from keras import ops
 from keras.src import backend as keras_backend
 
 from kerasmed import backend_policy
-from kerasmed.layers._cells import forward_cell_properties
-from kerasmed.layers.structured_conv_lstm_cell import _CELL_ARGS, StructuredConvLSTM2DCell
+from kerasmed.layers import _cells, _checks
+from kerasmed.layers.structured_conv_lstm_cell import StructuredConvLSTM2DCell
 
 __all__ = ["StructuredConvLSTM2D", "StructuredConvLSTM2DCell"]
 
@@ -40,6 +40,12 @@ class StructuredConvLSTM2D(keras.layers.RNN):
     state over, as in Keras. The operator is applied to the `batch * steps` frames at once, so a
     per-frame operator (convolutions, pooling, activations) gives the same result as a per-step
     call; batch statistics of a `BatchNormalization` inside it cover all frames.
+
+    A built layer keeps its frame size: another channel count is refused by its `InputSpec`
+    (as `ConvLSTM2D` does; it must not run as a grouped convolution), another spatial size
+    too unless an `initial_state` of that size is given. Sequences of length 0, masks that
+    are not `(batch, time)` and initial states of another shape are refused with a
+    `ValueError` naming the argument, the axis and both sizes.
 
     Args:
         filters: int, number of channels of the hidden and cell states.
@@ -93,78 +99,44 @@ class StructuredConvLSTM2D(keras.layers.RNN):
         networks for joint 4D medical image segmentation", ISBI 2018, Eq. (1) and Section 2.
     """
 
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        input_operator=None,
-        recurrent_kernel_size=None,
-        strides=1,
-        padding="same",
-        data_format=None,
-        dilation_rate=1,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        **kwargs,
-    ):
-        cell = StructuredConvLSTM2DCell(
-            filters=filters,
-            kernel_size=kernel_size,
-            input_operator=input_operator,
-            recurrent_kernel_size=recurrent_kernel_size,
-            strides=strides,
-            padding=padding,
-            data_format=data_format,
-            dilation_rate=dilation_rate,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            unit_forget_bias=unit_forget_bias,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            seed=seed,
-            name="structured_conv_lstm_cell",
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-        )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            activity_regularizer=activity_regularizer,
-            **kwargs,
-        )
+    def __init__(self, *args, **kwargs):
+        _, cell, rnn_kwargs = _cells.rnn_layer_arguments(StructuredConvLSTM2D, self, args, kwargs)
+        super().__init__(cell, **rnn_kwargs)
         self.input_spec = keras.InputSpec(ndim=5)
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        super().build(sequences_shape, initial_state_shape)
+        # As `ConvLSTM2D` (which fixes the whole frame shape): the channel count is the
+        # kernel's, and a different one must not become a grouped convolution.
+        channel_axis = 4 if self.cell.data_format == "channels_last" else 2
+        self.input_spec = keras.InputSpec(
+            ndim=5, axes={channel_axis: sequences_shape[channel_axis]}
+        )
+
+    def _check_sequences(self, sequences_shape, initial_state_shape):
+        """Checks that an `InputSpec` cannot make: at least one time step, and, where the zero
+        initial state (of the size the layer was built for) is used, the frame size."""
+        _checks.check_steps("sequences", sequences_shape)
+        if self.built and initial_state_shape is None:
+            spatial = (2, 3) if self.cell.data_format == "channels_last" else (3, 4)
+            frame = self.cell._frame_shape
+            _checks.check_built_axes(
+                "sequences",
+                sequences_shape,
+                {axis: frame[axis - 1] for axis in spatial},
+                hint=" (pass an `initial_state` of the new size to run it on other frames)",
+            )
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        shape = tuple(sequences.shape)
+        states_shape = None if initial_state is None else [s.shape for s in initial_state]
+        self._check_sequences(shape, None if self.stateful else states_shape)
+        mask = keras.tree.flatten(mask)[0] if isinstance(mask, (list, tuple)) else mask
+        _checks.check_mask(mask, shape)
+        if initial_state is not None:
+            state = self.cell.compute_output_shape((shape[0],) + shape[2:])[0]
+            _checks.check_states(initial_state, [state, state])
+        return super().call(sequences, initial_state, mask=mask, training=training)
 
     def _project_per_step(self, training):
         """Whether the input convolution runs inside the time loop rather than before it
@@ -229,6 +201,7 @@ class StructuredConvLSTM2D(keras.layers.RNN):
         return last_output, outputs, states[:2]
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        self._check_sequences(tuple(sequences_shape), initial_state_shape)
         batch_size, steps = sequences_shape[0], sequences_shape[1]
         state_shape = self.cell.compute_output_shape((batch_size,) + tuple(sequences_shape[2:]))[0]
         output_shape = (
@@ -250,17 +223,14 @@ class StructuredConvLSTM2D(keras.layers.RNN):
         return self.cell.get_initial_state(batch_size=batch_size)
 
     def get_config(self):
-        cell_config = self.cell.get_config()
-        config = {name: cell_config[name] for name in _CELL_ARGS}
-        config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
-        base_config = super().get_config()
-        del base_config["cell"]
-        return {**base_config, **config}
+        return _cells.rnn_layer_config(self, super().get_config())
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
 
-# `layer.filters`, `layer.input_operator`, ... read the cell's, like ConvLSTM2D.
-forward_cell_properties(StructuredConvLSTM2D, _CELL_ARGS)
+# The signature: the cell's arguments and RNN's; `layer.filters`, ... read the cell's.
+_cells.declare_rnn_layer(
+    StructuredConvLSTM2D, StructuredConvLSTM2DCell, "structured_conv_lstm_cell"
+)

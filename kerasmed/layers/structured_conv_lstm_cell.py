@@ -7,9 +7,19 @@ both names are exported from `kerasmed.layers`.
 """
 
 import keras
-from keras import activations, constraints, initializers, ops, regularizers
+from keras import activations, ops
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
+from kerasmed.layers._cells import (
+    LSTM_ARGUMENTS,
+    REQUIRED,
+    argument_names,
+    bind_arguments,
+    define_arguments,
+    lstm_bias_initializer,
+    lstm_config,
+    set_lstm_arguments,
+)
 from kerasmed.validation import check_int_tuple, check_positive_int, check_rate
 
 _GATES = 4  # input, forget, cell candidate, output: Keras's order
@@ -88,35 +98,13 @@ class StructuredConvLSTM2DCell(keras.layers.Layer, DropoutRNNCell):
         networks for joint 4D medical image segmentation", ISBI 2018, Eq. (1).
     """
 
-    def __init__(
-        self,
-        filters,
-        kernel_size,
-        input_operator=None,
-        recurrent_kernel_size=None,
-        strides=1,
-        padding="same",
-        data_format=None,
-        dilation_rate=1,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        **kwargs,
-    ):
+    def __init__(self, *args, **kwargs):
+        arguments, kwargs = bind_arguments(StructuredConvLSTM2DCell, self, args, kwargs)
         super().__init__(**kwargs)
+        filters, kernel_size = arguments["filters"], arguments["kernel_size"]
+        recurrent_kernel_size = arguments["recurrent_kernel_size"]
+        strides, padding = arguments["strides"], arguments["padding"]
+        data_format, dilation_rate = arguments["data_format"], arguments["dilation_rate"]
         self.filters = check_positive_int(filters, "filters")
         self.kernel_size = check_int_tuple(kernel_size, "kernel_size", 2)
         self.recurrent_kernel_size = check_int_tuple(
@@ -141,26 +129,12 @@ class StructuredConvLSTM2DCell(keras.layers.Layer, DropoutRNNCell):
                 f"Received: data_format={data_format}"
             )
         self.data_format = data_format
-        check_rate(dropout, "dropout")
-        check_rate(recurrent_dropout, "recurrent_dropout")
-        self.input_operator = _deserialize_operator(input_operator)
-        self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.unit_forget_bias = unit_forget_bias
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        check_rate(arguments["dropout"], "dropout")
+        check_rate(arguments["recurrent_dropout"], "recurrent_dropout")
+        self.input_operator = _deserialize_operator(arguments["input_operator"])
+        self.activation = activations.get(arguments["activation"])
+        self.recurrent_activation = activations.get(arguments["recurrent_activation"])
+        set_lstm_arguments(self, arguments)
         self.dropout_mask_count = _GATES
         self.channel_axis = -1 if data_format == "channels_last" else 1
         self.state_size = -1  # spatial states: shapes come from `state_shape` after `build`.
@@ -244,18 +218,7 @@ class StructuredConvLSTM2DCell(keras.layers.Layer, DropoutRNNCell):
         )
         self.bias = None
         if self.use_bias:
-            bias_initializer = self.bias_initializer
-            if self.unit_forget_bias:
-
-                def bias_initializer(_, *args, **kwargs):
-                    return ops.concatenate(
-                        [
-                            self.bias_initializer((self.filters,), *args, **kwargs),
-                            initializers.get("ones")((self.filters,), *args, **kwargs),
-                            self.bias_initializer((self.filters * 2,), *args, **kwargs),
-                        ]
-                    )
-
+            bias_initializer = lstm_bias_initializer(self, self.filters)
             self.bias = self.add_weight(
                 shape=(self.filters * _GATES,),
                 name="bias",
@@ -367,62 +330,31 @@ class StructuredConvLSTM2DCell(keras.layers.Layer, DropoutRNNCell):
         return self.recurrent_step(projected[:, 0], states, training=training)
 
     def get_config(self):
+        operator = self.input_operator
         config = {
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "input_operator": (
-                None
-                if self.input_operator is None
-                else keras.saving.serialize_keras_object(self.input_operator)
-            ),
-            "recurrent_kernel_size": self.recurrent_kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "data_format": self.data_format,
-            "dilation_rate": self.dilation_rate,
-            "activation": activations.serialize(self.activation),
-            "recurrent_activation": activations.serialize(self.recurrent_activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "unit_forget_bias": self.unit_forget_bias,
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
+            name: getattr(self, name) for name in argument_names(StructuredConvLSTM2DCell)[:8]
         }
-        return {**super().get_config(), **config}
+        config["input_operator"] = (
+            None if operator is None else keras.saving.serialize_keras_object(operator)
+        )
+        config["activation"] = activations.serialize(self.activation)
+        config["recurrent_activation"] = activations.serialize(self.recurrent_activation)
+        return {**super().get_config(), **config, **lstm_config(self)}
 
 
-_CELL_ARGS = (
-    "filters",
-    "kernel_size",
-    "input_operator",
-    "recurrent_kernel_size",
-    "strides",
-    "padding",
-    "data_format",
-    "dilation_rate",
-    "activation",
-    "recurrent_activation",
-    "use_bias",
-    "kernel_initializer",
-    "recurrent_initializer",
-    "bias_initializer",
-    "unit_forget_bias",
-    "kernel_regularizer",
-    "recurrent_regularizer",
-    "bias_regularizer",
-    "kernel_constraint",
-    "recurrent_constraint",
-    "bias_constraint",
-    "dropout",
-    "recurrent_dropout",
-    "seed",
+define_arguments(
+    StructuredConvLSTM2DCell,
+    (
+        ("filters", REQUIRED),
+        ("kernel_size", REQUIRED),
+        ("input_operator", None),
+        ("recurrent_kernel_size", None),
+        ("strides", 1),
+        ("padding", "same"),
+        ("data_format", None),
+        ("dilation_rate", 1),
+        ("activation", "tanh"),
+        ("recurrent_activation", "sigmoid"),
+    )
+    + LSTM_ARGUMENTS,
 )

@@ -11,7 +11,7 @@ the whole cell step by step.
 import keras
 from keras import ops
 
-from kerasmed.layers._cells import forward_cell_properties
+from kerasmed.layers import _cells, _checks
 from kerasmed.layers.linear_scan import linear_scan
 from kerasmed.layers.time_modulated_lstm_cell import TimeModulatedLSTMCell
 
@@ -53,12 +53,6 @@ def _first_mask(mask):
     return mask
 
 
-def _is_shape_list(shape):
-    return (
-        isinstance(shape, (list, tuple)) and len(shape) > 0 and isinstance(shape[0], (list, tuple))
-    )
-
-
 @keras.saving.register_keras_serializable(package="kerasmed")
 class TimeModulatedLSTM(keras.layers.RNN):
     """Time-modulated LSTM layer (tLSTM) over a sequence of irregularly spaced exams.
@@ -96,8 +90,11 @@ class TimeModulatedLSTM(keras.layers.RNN):
     all-zero block (not necessarily the encoding of a zero lapse). Features and previous labels
     are not shifted.
 
-    Time lapses must be finite and non-negative; they are not checked here (a compiled graph
-    cannot check them cheaply): validate them in the data pipeline.
+    Time lapses must be finite and non-negative. An eager call refuses non-finite ones (one
+    reduction over the time block per call); a compiled graph (``fit``, ``predict`` on
+    TensorFlow and JAX) cannot raise on values, and negative lapses are not checked (an
+    encoding may be negative): validate them in the data pipeline. A list input must agree in
+    batch and time sizes, and a built layer refuses a feature width other than its own.
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -142,85 +139,26 @@ class TimeModulatedLSTM(keras.layers.RNN):
     (2, 4)
 
     Reference:
-        R. Santeramo, S. Withey, G. Montana. "Longitudinal detection of radiological
-        abnormalities with time-modulated LSTM", DLMIA workshop, MICCAI 2018, Section 3.
+        Santeramo, Withey, Montana, DLMIA 2018, Section 3 (see `TimeModulatedLSTMCell`).
     """
 
-    def __init__(
-        self,
-        units,
-        num_labels,
-        version=1,
-        recurrent=False,
-        time_features=1,
-        implementation="auto",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        **kwargs,
-    ):
+    def __init__(self, *args, **kwargs):
+        arguments, cell, rnn_kwargs = _cells.rnn_layer_arguments(
+            TimeModulatedLSTM, self, args, kwargs
+        )
+        implementation = arguments["implementation"]
         if implementation not in _IMPLEMENTATIONS:
             raise ValueError(
                 f"`implementation` must be one of {_IMPLEMENTATIONS}. "
                 f"Received: implementation={implementation!r}"
             )
-        if implementation == "scan" and recurrent:
+        if implementation == "scan" and cell.recurrent:
             raise ValueError(
                 "`implementation='scan'` needs `recurrent=False`: with the recurrent extension "
                 "the gates read the previous output and the recurrence is not linear. "
                 f"Received: implementation={implementation!r}"
             )
-        cell = TimeModulatedLSTMCell(
-            units,
-            num_labels,
-            version=version,
-            recurrent=recurrent,
-            time_features=time_features,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            unit_forget_bias=unit_forget_bias,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            seed=seed,
-            dtype=kwargs.get("dtype", None),
-            trainable=kwargs.get("trainable", True),
-            name="time_modulated_lstm_cell",
-        )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            activity_regularizer=activity_regularizer,
-            **kwargs,
-        )
+        super().__init__(cell, **rnn_kwargs)
         self.implementation = implementation
 
     @property
@@ -234,7 +172,7 @@ class TimeModulatedLSTM(keras.layers.RNN):
     def _merged_shape(self, shape):
         """Shape of the concatenated input for a shape or a list of 3 shapes (validated)."""
         cell = self.cell
-        if _is_shape_list(shape):
+        if _checks.is_shape_list(shape):
             if len(shape) != 3:
                 raise ValueError(
                     "A list input must be [features, previous_labels, time_deltas]. "
@@ -255,17 +193,15 @@ class TimeModulatedLSTM(keras.layers.RNN):
                         f"`{name}` must have {width} columns ({option}={width}). "
                         f"Received: {name}.shape={s}"
                     )
+            _checks.check_same_sizes(dict(zip(names, shapes)), axes=(0, 1))
             steps = {s[1] for s in shapes if s[1] is not None}
-            if len(steps) > 1:
-                raise ValueError(
-                    "`features`, `previous_labels` and `time_deltas` must have the same number "
-                    f"of time steps. Received: shapes={shapes}"
-                )
             features = shapes[0]
             if features[-1] == 0:
                 raise ValueError(
                     f"`features` must not be empty. Received: features.shape={features}"
                 )
+            if cell.built:
+                _checks.check_built_axes("features", features, {2: self._built_width("features")})
             width = None if features[-1] is None else features[-1] + sum(s[-1] for s in shapes[1:])
             shape = (features[0], next(iter(steps), None), width)
         shape = tuple(shape)
@@ -273,13 +209,34 @@ class TimeModulatedLSTM(keras.layers.RNN):
             raise ValueError(
                 f"`sequences` must have rank 3 (batch, time, width). Received: sequences.shape={shape}"
             )
-        if shape[1] == 0:
-            raise ValueError(
-                f"`sequences` must have at least one time step. Received: sequences.shape={shape}"
-            )
+        _checks.check_steps("sequences", shape)
         if shape[-1] is not None:
             cell.check_input_dim(shape[-1], received=f"sequences.shape={shape}")
+        if cell.built:
+            _checks.check_built_axes("sequences", shape, {2: self._built_width("sequences")})
         return shape
+
+    def _built_width(self, argument):
+        """The width of `features` or of the concatenated `sequences` the cell was built for."""
+        width = self.cell.kernel.shape[0]  # features and labels
+        if argument == "features":
+            return width - self.cell.num_labels
+        return width + self.cell.time_features
+
+    def _check_call(self, sequences, merged, initial_state, mask):
+        """Checks of a call that `_merged_shape` cannot make: the mask, the initial state and
+        (on eager calls) finite time lapses."""
+        shape = tuple(merged.shape)
+        _checks.check_mask(mask, shape)
+        units = self.cell.units
+        _checks.check_states(initial_state, [(shape[0], units), (shape[0], units)])
+        if isinstance(sequences, (list, tuple)):
+            _checks.check_finite("time_deltas", sequences[2])
+        else:
+            _checks.check_finite(
+                "sequences[..., -time_features:] (the time lapses)",
+                merged[..., shape[-1] - self.cell.time_features :],
+            )
 
     def _merge_inputs(self, sequences):
         if isinstance(sequences, (list, tuple)):
@@ -303,10 +260,10 @@ class TimeModulatedLSTM(keras.layers.RNN):
         return super().compute_mask(inputs, _first_mask(mask))
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
-        sequences = self._merge_inputs(sequences)
-        return super().call(
-            sequences, initial_state=initial_state, mask=_first_mask(mask), training=training
-        )
+        merged = self._merge_inputs(sequences)
+        mask = _first_mask(mask)
+        self._check_call(sequences, merged, initial_state, mask)
+        return super().call(merged, initial_state=initial_state, mask=mask, training=training)
 
     # ------------------------------------------------------------------- loop
     def _next_exam_time(self, sequences, mask):
@@ -373,52 +330,21 @@ class TimeModulatedLSTM(keras.layers.RNN):
         return y_state, outputs, states
 
     def get_config(self):
-        cell_config = self.cell.get_config()
-        config = {
-            key: cell_config[key]
-            for key in (
-                "units",
-                "num_labels",
-                "version",
-                "recurrent",
-                "time_features",
-                "use_bias",
-                "kernel_initializer",
-                "recurrent_initializer",
-                "bias_initializer",
-                "unit_forget_bias",
-                "kernel_regularizer",
-                "recurrent_regularizer",
-                "bias_regularizer",
-                "kernel_constraint",
-                "recurrent_constraint",
-                "bias_constraint",
-                "dropout",
-                "recurrent_dropout",
-                "seed",
-            )
-        }
-        config["implementation"] = self.implementation
-        config["activity_regularizer"] = keras.regularizers.serialize(self.activity_regularizer)
-        base_config = super().get_config()
-        del base_config["cell"]
-        return {**base_config, **config}
+        return _cells.rnn_layer_config(
+            self, super().get_config(), implementation=self.implementation
+        )
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
 
-# `layer.units`, `layer.num_labels`, ... read the cell's, as Keras's LSTM does.
-forward_cell_properties(
+# The signature: the cell's arguments, `implementation` and RNN's (with `unroll`, as `LSTM`);
+# `layer.units`, `layer.num_labels`, ... read the cell's.
+_cells.declare_rnn_layer(
     TimeModulatedLSTM,
-    (
-        "units",
-        "num_labels",
-        "version",
-        "recurrent",
-        "time_features",
-        "dropout",
-        "recurrent_dropout",
-    ),
+    TimeModulatedLSTMCell,
+    "time_modulated_lstm_cell",
+    inserted={"time_features": (("implementation", "auto"),)},
+    trailing=_cells.RNN_ARGUMENTS + (("unroll", False),),
 )

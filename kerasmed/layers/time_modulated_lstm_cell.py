@@ -10,6 +10,15 @@ import keras
 from keras import ops
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
+from kerasmed.layers._cells import (
+    LSTM_ARGUMENTS,
+    REQUIRED,
+    bind_arguments,
+    define_arguments,
+    lstm_bias_initializer,
+    lstm_config,
+    set_lstm_arguments,
+)
 from kerasmed.validation import (
     check_non_negative_int,
     check_one_of,
@@ -18,13 +27,18 @@ from kerasmed.validation import (
 )
 
 
-def _check_init_args(units, num_labels, version, time_features, dropout, recurrent_dropout):
-    check_positive_int(units, "units")
-    check_positive_int(time_features, "time_features")
-    check_non_negative_int(num_labels, "num_labels")
-    check_one_of(version, "version", (1, 2))
-    check_rate(dropout, "dropout")
-    check_rate(recurrent_dropout, "recurrent_dropout")
+def _check_init_args(arguments):
+    check_positive_int(arguments["units"], "units")
+    check_positive_int(arguments["time_features"], "time_features")
+    check_non_negative_int(arguments["num_labels"], "num_labels")
+    check_one_of(arguments["version"], "version", (1, 2))
+    check_rate(arguments["dropout"], "dropout")
+    check_rate(arguments["recurrent_dropout"], "recurrent_dropout")
+    if arguments["recurrent_dropout"] and not arguments["recurrent"]:
+        raise ValueError(
+            "`recurrent_dropout` needs `recurrent=True` (without it the gates do not read "
+            f"the previous output). Received: recurrent_dropout={arguments['recurrent_dropout']}"
+        )
 
 
 @keras.saving.register_keras_serializable(package="kerasmed")
@@ -100,58 +114,16 @@ class TimeModulatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
         abnormalities with time-modulated LSTM", DLMIA workshop, MICCAI 2018, Section 3.
     """
 
-    def __init__(
-        self,
-        units,
-        num_labels,
-        version=1,
-        recurrent=False,
-        time_features=1,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        **kwargs,
-    ):
-        _check_init_args(units, num_labels, version, time_features, dropout, recurrent_dropout)
-        if recurrent_dropout and not recurrent:
-            raise ValueError(
-                "`recurrent_dropout` needs `recurrent=True` (without it the gates do not read "
-                f"the previous output). Received: recurrent_dropout={recurrent_dropout}"
-            )
+    def __init__(self, *args, **kwargs):
+        arguments, kwargs = bind_arguments(TimeModulatedLSTMCell, self, args, kwargs)
+        _check_init_args(arguments)
         super().__init__(**kwargs)
-        self.units = units
-        self.num_labels = num_labels
-        self.version = version
-        self.recurrent = bool(recurrent)
-        self.time_features = time_features
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.unit_forget_bias = unit_forget_bias
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed=seed)
-        self.state_size = [units, units]
-        self.output_size = units
+        for name in _OWN_ARGUMENTS:
+            setattr(self, name, arguments[name])
+        self.recurrent = bool(self.recurrent)
+        set_lstm_arguments(self, arguments)
+        self.state_size = [self.units, self.units]
+        self.output_size = self.units
 
     def check_input_dim(self, input_dim, received=None):
         """Raises unless a step input of width `input_dim` holds features, labels and time."""
@@ -192,20 +164,7 @@ class TimeModulatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
         else:
             self.recurrent_kernel = None
         if self.use_bias:
-            if self.unit_forget_bias:
-
-                def bias_initializer(_, *args, **kwargs):
-                    units = self.units
-                    return ops.concatenate(
-                        [
-                            self.bias_initializer((units,), *args, **kwargs),
-                            keras.initializers.get("ones")((units,), *args, **kwargs),
-                            self.bias_initializer((2 * units,), *args, **kwargs),
-                        ]
-                    )
-
-            else:
-                bias_initializer = self.bias_initializer
+            bias_initializer = lstm_bias_initializer(self, self.units)
             self.bias = self.add_weight(
                 shape=(4 * self.units,),
                 name="bias",
@@ -262,25 +221,14 @@ class TimeModulatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
         return [ops.zeros((batch_size, d), dtype=self.compute_dtype) for d in self.state_size]
 
     def get_config(self):
-        config = {
-            "units": self.units,
-            "num_labels": self.num_labels,
-            "version": self.version,
-            "recurrent": self.recurrent,
-            "time_features": self.time_features,
-            "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-            "unit_forget_bias": self.unit_forget_bias,
-            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": keras.regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
-            "recurrent_constraint": keras.constraints.serialize(self.recurrent_constraint),
-            "bias_constraint": keras.constraints.serialize(self.bias_constraint),
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
-        }
-        return {**super().get_config(), **config}
+        config = {name: getattr(self, name) for name in _OWN_ARGUMENTS}
+        return {**super().get_config(), **config, **lstm_config(self)}
+
+
+_OWN_ARGUMENTS = ("units", "num_labels", "version", "recurrent", "time_features")
+define_arguments(
+    TimeModulatedLSTMCell,
+    (("units", REQUIRED), ("num_labels", REQUIRED), ("version", 1), ("recurrent", False))
+    + (("time_features", 1),)
+    + LSTM_ARGUMENTS,
+)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from kerasmed.layers import _checks
 from kerasmed.validation import check_one_of, check_positive_int
 
 __all__ = ["FrameWise", "Remat", "SliceEncoder", "fold_time", "unfold_time", "run_in_chunks"]
@@ -76,6 +77,7 @@ def _stateless_call(model, flat, chunk, remat, loop, training):
     stateful = [i for i, v in enumerate(model.non_trainable_variables) if id(v) in state_ids]
     constant = [i for i in range(len(non_trainable)) if i not in stateful]
     num_trainable = len(trainable)
+    call_kwargs = {"training": training} if model._call_has_training_arg else {}
 
     def run(state, rows):
         def forward(weights, inputs):
@@ -87,7 +89,7 @@ def _stateless_call(model, flat, chunk, remat, loop, training):
                 current[i] = value
             for i, value in zip(stateful, state):
                 current[i] = value
-            return model.stateless_call(weights[:num_trainable], current, inputs, training=training)
+            return model.stateless_call(weights[:num_trainable], current, inputs, **call_kwargs)
 
         if remat and trainable:  # nothing to recompute when no gradient reaches it
             forward = keras.remat(forward)
@@ -102,7 +104,9 @@ def _stateless_call(model, flat, chunk, remat, loop, training):
         return outputs
     row_shape = tuple(flat.shape[1:])
     total = ops.shape(flat)[0]
-    if isinstance(total, int) and (loop == "python" or (loop == "auto" and not remat)):
+    if isinstance(total, int) and total == 0:  # no frames (length 0): the model on no rows
+        outputs, state = run(state, flat)
+    elif isinstance(total, int) and (loop == "python" or (loop == "auto" and not remat)):
         pieces = []
         for start in range(0, total, chunk):
             piece, state = run(state, flat[start : start + chunk])
@@ -186,6 +190,11 @@ class FrameWise(layers.Wrapper):
     is reshaped back to ``(B, T, ...)``. T may be unknown. The input mask (that of the first
     input) is passed through.
 
+    The inputs are checked against the wrapped layer's `InputSpec` in every path (the chunked
+    and rematerialized ones call it through ``stateless_call``, which skips that check), with
+    the axis of the ``(B, T, ...)`` input named; a list input must agree in B and T. Zero time
+    steps give a ``(B, 0, ...)`` output.
+
     Only the part of `layer` up to `split_layer` (a layer name of a functional model) runs in
     chunks; the layers after it run once on the intermediate outputs of all frames (cheap dense
     layers, or layers with random state such as dropout, which the chunk loop cannot hold).
@@ -253,20 +262,22 @@ class FrameWise(layers.Wrapper):
     def _frame_shapes(self, input_shape):
         if not self.fold:
             return input_shape
-        if _is_shape_list(input_shape):
+        if _checks.is_shape_list(input_shape):
             return [(None, *tuple(s)[2:]) for s in input_shape]
         return (None, *tuple(input_shape)[2:])
 
     def build(self, input_shape):
+        self._check_inputs(input_shape)
         if not self.layer.built:
             self.layer.build(self._frame_shapes(input_shape))
         self.built = True
 
     def compute_output_shape(self, input_shape):
+        self._check_inputs(input_shape)
         frame_output = self.layer.compute_output_shape(self._frame_shapes(input_shape))
         if not self.fold:
             return frame_output
-        first = input_shape[0] if _is_shape_list(input_shape) else input_shape
+        first = input_shape[0] if _checks.is_shape_list(input_shape) else input_shape
         return keras.tree.map_shape_structure(
             lambda s: (first[0], first[1], *tuple(s)[1:]), frame_output
         )
@@ -276,7 +287,26 @@ class FrameWise(layers.Wrapper):
             return mask[0] if mask else None
         return mask
 
+    def _check_inputs(self, input_shape):
+        """Same batch and time sizes across a list input, and the checks of the wrapped
+        layer's `InputSpec` in every path (a chunked or rematerialized ``stateless_call`` skips
+        them), named in this layer's terms."""
+        shapes = [tuple(s) for s in input_shape] if _checks.is_shape_list(input_shape) else None
+        shapes = shapes or [tuple(input_shape)]
+        if self.fold:
+            for shape in shapes:
+                if len(shape) < 2:
+                    raise ValueError(
+                        f"`inputs` must have a batch and a time axis. Received: inputs.shape={shape}"
+                    )
+            if len(shapes) > 1:
+                names = [f"inputs[{i}]" for i in range(len(shapes))]
+                _checks.check_same_sizes(dict(zip(names, shapes)), axes=(0, 1))
+        frames = [(None, *s[2:]) for s in shapes] if self.fold else shapes
+        _checks.check_inner_input("inputs", self._looped, frames, shapes, int(self.fold))
+
     def call(self, inputs, training=None, mask=None):
+        self._check_inputs(keras.tree.map_structure(lambda x: tuple(x.shape), inputs))
         if self.fold:
             frames, leading = fold_time(inputs)
         else:
@@ -300,10 +330,6 @@ class FrameWise(layers.Wrapper):
             }
         )
         return config
-
-
-def _is_shape_list(shape):
-    return isinstance(shape, (list, tuple)) and bool(shape) and isinstance(shape[0], (list, tuple))
 
 
 @keras.saving.register_keras_serializable(package="kerasmed")
