@@ -15,12 +15,17 @@ Traceback (most recent call last):
 ValueError: `units` must be a positive integer. Received: units=0
 >>> check_int_tuple(3, "kernel_size", 2)
 (3, 3)
+
+The array checks (`check_finite_array`, `check_binary_array`) name the index of the first bad
+value and the value itself, e.g. ``Received: y_score[3]=nan``.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+
+import numpy as np
 
 
 def _fail(name, what, value):
@@ -46,6 +51,81 @@ def check_non_negative_int(value, name):
     if not is_integer(value) or value < 0:
         _fail(name, "a non-negative integer", value)
     return int(value)
+
+
+def check_whole_number(value, name, minimum=1, allow_none=False):
+    """Returns `value` as an ``int`` if it is a whole number >= `minimum` (``2`` or ``2.0``).
+
+    For the arguments that have always taken integral floats (``batch_size=32.0``); NaN, inf,
+    bools, strings and fractions are refused.
+    """
+    if value is None and allow_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value != int(value)
+        or value < minimum
+    ):
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        _fail(name, what + (" or None" if allow_none else ""), value)
+    return int(value)
+
+
+def check_finite_number(value, name):
+    """Returns `value` as a ``float`` if it is a finite real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        _fail(name, "a finite number", value)
+    return float(value)
+
+
+def _index(flat_index, shape):
+    index = np.unravel_index(int(flat_index), shape)
+    return ", ".join(str(int(i)) for i in index)
+
+
+def check_finite_array(values, name, allow_empty=True):
+    """Returns `values` as a NumPy array if it holds numbers (or bools) and no NaN or inf.
+
+    The message names the index of the first bad value and the value, e.g. ``Received:
+    time[1, 0]=nan``; a non-numeric array (strings, objects) names its dtype.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(
+            f"`{name}` must hold numbers. Received: {name} with dtype {array.dtype} "
+            f"(first values {array.ravel()[:3].tolist()})"
+        )
+    if not allow_empty and array.size == 0:
+        raise ValueError(f"`{name}` must not be empty. Received: {name}.shape={array.shape}")
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            first = int(np.flatnonzero(bad.ravel())[0])
+            raise ValueError(
+                f"`{name}` must hold finite numbers (no NaN or inf); {int(bad.sum())} of "
+                f"{array.size} are not. Received: {name}[{_index(first, array.shape)}]="
+                f"{array.ravel()[first]!r}"
+            )
+    return array
+
+
+def check_binary_array(values, name, allow_empty=True):
+    """Returns `values` as a NumPy array if it holds only 0/1 labels (or bools).
+
+    The message names the index of the first other value and that value.
+    """
+    array = check_finite_array(values, name, allow_empty)
+    bad = (array != 0) & (array != 1)
+    if bad.any():
+        first = int(np.flatnonzero(bad.ravel())[0])
+        raise ValueError(
+            f"`{name}` must hold binary 0/1 labels (or bools); {int(bad.sum())} of {array.size} "
+            f"values are other. Received: {name}[{_index(first, array.shape)}]="
+            f"{array.ravel()[first].item()!r}"
+        )
+    return array
 
 
 def check_rate(value, name):
