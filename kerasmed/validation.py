@@ -80,9 +80,11 @@ def check_finite_number(value, name):
     return float(value)
 
 
-def _index(flat_index, shape):
-    index = np.unravel_index(int(flat_index), shape)
-    return ", ".join(str(int(i)) for i in index)
+def _at(name, array, flat_index):
+    """``name[i, j]=value`` of the entry at `flat_index` (``name=value`` for a 0-d array)."""
+    index = np.unravel_index(int(flat_index), array.shape)
+    where = f"[{', '.join(str(int(i)) for i in index)}]" if array.ndim else ""
+    return f"{name}{where}={array.ravel()[flat_index].item()!r}"
 
 
 def check_finite_array(values, name, allow_empty=True):
@@ -105,8 +107,7 @@ def check_finite_array(values, name, allow_empty=True):
             first = int(np.flatnonzero(bad.ravel())[0])
             raise ValueError(
                 f"`{name}` must hold finite numbers (no NaN or inf); {int(bad.sum())} of "
-                f"{array.size} are not. Received: {name}[{_index(first, array.shape)}]="
-                f"{array.ravel()[first]!r}"
+                f"{array.size} are not. Received: {_at(name, array, first)}"
             )
     return array
 
@@ -122,8 +123,7 @@ def check_binary_array(values, name, allow_empty=True):
         first = int(np.flatnonzero(bad.ravel())[0])
         raise ValueError(
             f"`{name}` must hold binary 0/1 labels (or bools); {int(bad.sum())} of {array.size} "
-            f"values are other. Received: {name}[{_index(first, array.shape)}]="
-            f"{array.ravel()[first].item()!r}"
+            f"values are other. Received: {_at(name, array, first)}"
         )
     return array
 
