@@ -70,7 +70,7 @@ def _check_inputs(y_true, *scores, names=("y_score",), min_per_class=1, warn_con
         s = finite_scores(s, name)
         if warn_constant and s.size and np.all(s == s[0]):
             warn_degenerate(
-                f"`{name}` holds one value ({s[0]!r}) for all {s.size} samples: it does not rank "
+                f"`{name}` holds one value ({s[0].item()!r}) for all {s.size} samples: it does not rank "
                 "them (AUC 0.5), so what is computed from it is degenerate."
             )
         checked.append(s)
@@ -87,7 +87,7 @@ def _warn_zero_width(interval, s, y):
     if interval.high - interval.low > 0:
         return
     if np.all(s == s[0]):
-        reason = f"every score is {s[0]!r}"
+        reason = f"every score is {s[0].item()!r}"
     elif s[y].min() > s[~y].max() or s[y].max() < s[~y].min():
         reason = "the scores separate the classes perfectly"
     else:
