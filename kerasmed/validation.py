@@ -80,11 +80,17 @@ def check_finite_number(value, name):
     return float(value)
 
 
-def _at(name, array, flat_index):
-    """``name[i, j]=value`` of the entry at `flat_index` (``name=value`` for a 0-d array)."""
-    index = np.unravel_index(int(flat_index), array.shape)
+def _refuse_entries(name, array, bad, what):
+    """Raises when any of `bad` is set, naming how many and the first (index and value)."""
+    if not bad.any():
+        return
+    first = int(np.flatnonzero(bad.ravel())[0])
+    index = np.unravel_index(first, array.shape)
     where = f"[{', '.join(str(int(i)) for i in index)}]" if array.ndim else ""
-    return f"{name}{where}={array.ravel()[flat_index].item()!r}"
+    raise ValueError(
+        f"`{name}` must hold {what}; {int(bad.sum())} of {array.size} values are not. "
+        f"Received: {name}{where}={array.ravel()[first].item()!r}"
+    )
 
 
 def check_finite_array(values, name, allow_empty=True):
@@ -102,13 +108,7 @@ def check_finite_array(values, name, allow_empty=True):
     if not allow_empty and array.size == 0:
         raise ValueError(f"`{name}` must not be empty. Received: {name}.shape={array.shape}")
     if array.dtype.kind == "f":
-        bad = ~np.isfinite(array)
-        if bad.any():
-            first = int(np.flatnonzero(bad.ravel())[0])
-            raise ValueError(
-                f"`{name}` must hold finite numbers (no NaN or inf); {int(bad.sum())} of "
-                f"{array.size} are not. Received: {_at(name, array, first)}"
-            )
+        _refuse_entries(name, array, ~np.isfinite(array), "finite numbers (no NaN or inf)")
     return array
 
 
@@ -118,13 +118,7 @@ def check_binary_array(values, name, allow_empty=True):
     The message names the index of the first other value and that value.
     """
     array = check_finite_array(values, name, allow_empty)
-    bad = (array != 0) & (array != 1)
-    if bad.any():
-        first = int(np.flatnonzero(bad.ravel())[0])
-        raise ValueError(
-            f"`{name}` must hold binary 0/1 labels (or bools); {int(bad.sum())} of {array.size} "
-            f"values are other. Received: {_at(name, array, first)}"
-        )
+    _refuse_entries(name, array, (array != 0) & (array != 1), "binary 0/1 labels (or bools)")
     return array
 
 

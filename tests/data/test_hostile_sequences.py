@@ -112,15 +112,6 @@ SEQUENCE_BAD_ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "case, build, received", SEQUENCE_BAD_ARGUMENTS, ids=[c[0] for c in SEQUENCE_BAD_ARGUMENTS]
-)
-def test_sequence_dataset_bad_arguments_are_named(case, build, received):
-    with pytest.raises(ValueError) as info:
-        build()
-    assert f"Received: {received}" in str(info.value)
-
-
 def _volumes(bad=None):
     volumes = [np.zeros((2, 4, 4)), np.ones((3, 4, 4))]
     if bad is not None:
@@ -177,13 +168,6 @@ SLICE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case, build, received", SLICE_CASES, ids=[c[0] for c in SLICE_CASES])
-def test_balanced_slice_dataset_refuses_with_the_item(case, build, received):
-    with pytest.raises(ValueError) as info:
-        build()
-    assert f"Received: {received}" in str(info.value)
-
-
 VOLUME_CASES = [
     ("nan label", lambda: BalancedVolumeDataset(_volumes(), [0, NAN]), "labels[1]=nan"),
     ("label 2 with two classes", lambda: BalancedVolumeDataset(_volumes(), [0, 2]), "labels[1]=2"),
@@ -215,8 +199,11 @@ VOLUME_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case, build, received", VOLUME_CASES, ids=[c[0] for c in VOLUME_CASES])
-def test_balanced_volume_dataset_refuses_with_the_item(case, build, received):
+BAD_INPUTS = SEQUENCE_BAD_ARGUMENTS + SLICE_CASES + VOLUME_CASES
+
+
+@pytest.mark.parametrize("case, build, received", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_arguments_and_labels_are_refused_with_the_item(case, build, received):
     with pytest.raises(ValueError) as info:
         build()
     assert f"Received: {received}" in str(info.value)
