@@ -221,8 +221,8 @@ class BalancedVolumeDataset(keras.utils.PyDataset):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        num_classes = check_whole_number(num_classes, "num_classes", minimum=2)
-        labels = _class_labels(labels, "labels", num_classes)
+        self.num_classes = check_whole_number(num_classes, "num_classes", minimum=2)
+        labels = _class_labels(labels, "labels", self.num_classes)
         if len(volumes) != len(labels) or not len(labels):
             raise ValueError(
                 f"`volumes` and `labels` need the same, non-zero length. Received: "
@@ -248,7 +248,7 @@ class BalancedVolumeDataset(keras.utils.PyDataset):
         self.samples = (
             len(volumes) if (samples_per_epoch is None or not shuffle) else int(samples_per_epoch)
         )
-        self.pad_multiple, self.num_classes, self.seed = pad_multiple, num_classes, seed
+        self.pad_multiple, self.seed = pad_multiple, seed
         self.augment = _resolve_augment(augment, volume=True)
         self._epoch = 0
         self._order = self._draw()
