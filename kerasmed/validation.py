@@ -142,6 +142,11 @@ def check_one_of(value, name, choices):
     _fail(name, f"one of {tuple(choices)!r}", value)
 
 
+def check_each_one_of(values, name, choices):
+    """Returns `values` as a ``tuple`` if each of them is one of `choices` (see `check_one_of`)."""
+    return tuple(check_one_of(value, name, choices) for value in values)
+
+
 def check_int_tuple(value, name, length):
     """Standardizes a positive int or `length` positive ints to a tuple of `length` ints."""
     values = (value,) * length if is_integer(value) else value
