@@ -73,6 +73,28 @@ def check_whole_number(value, name, minimum=1, allow_none=False):
     return int(value)
 
 
+def check_size_range(low, high, low_name, high_name, minimum=1):
+    """Returns ``(low, high)`` as ints if both are whole numbers with ``minimum <= low <= high``.
+
+    For a pair of bounds such as ``min_slices`` / ``max_slices``; the message names both.
+    """
+    if (
+        not all(
+            not isinstance(v, bool)
+            and isinstance(v, numbers.Real)
+            and math.isfinite(v)
+            and v == int(v)
+            for v in (low, high)
+        )
+        or not minimum <= low <= high
+    ):
+        raise ValueError(
+            f"`{low_name}` and `{high_name}` must be integers with {minimum} <= {low_name} <= "
+            f"{high_name}. Received: {low_name}={low!r}, {high_name}={high!r}"
+        )
+    return int(low), int(high)
+
+
 def check_finite_number(value, name):
     """Returns `value` as a ``float`` if it is a finite real number (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):

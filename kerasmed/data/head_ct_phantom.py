@@ -31,7 +31,7 @@ import dataclasses
 import numpy as np
 import scipy.ndimage
 
-from kerasmed.validation import check_rate, check_whole_number
+from kerasmed.validation import check_rate, check_size_range, check_whole_number
 
 __all__ = ["HeadCTPhantom", "simulate_head_ct"]
 
@@ -228,11 +228,7 @@ def simulate_head_ct(
     """
     num_volumes = check_whole_number(num_volumes, "num_volumes")
     slice_size = check_whole_number(slice_size, "slice_size", minimum=32)
-    if not 8 <= min_slices <= max_slices:
-        raise ValueError(
-            "`min_slices` and `max_slices` must satisfy 8 <= min_slices <= max_slices. "
-            f"Received: min_slices={min_slices}, max_slices={max_slices}"
-        )
+    min_slices, max_slices = check_size_range(min_slices, max_slices, "min_slices", "max_slices", 8)
     positive_fraction = check_rate(positive_fraction, "positive_fraction")
     if mimic_rate < 0 or noise_std < 0:
         raise ValueError(
