@@ -35,7 +35,7 @@ import numpy as np
 
 from kerasmed.io.sequences import LongitudinalSequences
 from kerasmed.preprocessing.longitudinal import encode_time_deltas, previous_labels
-from kerasmed.validation import check_whole_number
+from kerasmed.validation import check_finite_array, check_whole_number
 
 LABEL_NAMES = ("0", "6", "8", "3", "9")
 MAX_DELTA = 10
@@ -330,6 +330,10 @@ def longitudinal_inputs(sequences, time_encoding="raw", channel_axis=True, **enc
         per-exam labels ``(T_i, L)``; pass both to `kerasmed.data.SequenceDataset` (its
         ``target="last"`` keeps the last exam's labels, the paper's task).
 
+    Raises:
+        ValueError: for a NaN or infinite time lapse, naming the sequence (index and id), the
+            exam and the value.
+
     Example:
 
     >>> data = simulate_longitudinal_digits(2, image_size=24, min_length=3, mean_length=4)
@@ -337,6 +341,11 @@ def longitudinal_inputs(sequences, time_encoding="raw", channel_axis=True, **enc
     >>> inputs["time"][0].shape[1], inputs["images"][0].shape[1:]
     (11, (24, 24, 1))
     """
+    for i, deltas in enumerate(sequences.deltas):
+        try:
+            check_finite_array(deltas, f"deltas[{i}]")
+        except ValueError as error:
+            raise ValueError(f"Sequence {i} (id {sequences.ids[i]!r}): {error}") from None
     images = [x[..., None] if channel_axis else x for x in sequences.images]
     return (
         {

@@ -1,18 +1,20 @@
 """Hostile inputs to the sequence datasets of `kerasmed.data` (issue 13, group 3).
 
 `SequenceDataset` refuses NaN/inf in an input (a time lapse, an image), a target or a sample
-weight when it is built, naming the input, the sequence and the step; the balanced samplers
+weight when it is built, naming the input, the sequence and the step (`longitudinal_inputs`
+names the sequence's index and id of a NaN lapse); the balanced samplers
 check their labels up front and each slice/volume when it is drawn. Every case asserts the
 exception type and the ``Received: ...`` part of the message (argument, index and value).
 
 | group                                                | cases |
 | ---------------------------------------------------- | ----- |
 | SequenceDataset: non-finite inputs, targets, weights | 7     |
+| longitudinal_inputs: non-finite time lapses          | 2     |
 | SequenceDataset / pad_to_batch: bad counts, shapes   | 6     |
 | BalancedSliceDataset: labels, lengths, NaN slices    | 6     |
 | BalancedVolumeDataset: labels, counts, NaN volumes   | 7     |
 | finite inputs are unchanged                          | 2     |
-| total                                                | 28    |
+| total                                                | 30    |
 """
 
 import numpy as np
@@ -22,7 +24,9 @@ from kerasmed.data import (
     BalancedSliceDataset,
     BalancedVolumeDataset,
     SequenceDataset,
+    longitudinal_inputs,
     pad_to_batch,
+    simulate_longitudinal_digits,
 )
 
 NAN, INF = float("nan"), float("inf")
@@ -207,6 +211,15 @@ def test_bad_arguments_and_labels_are_refused_with_the_item(case, build, receive
     with pytest.raises(ValueError) as info:
         build()
     assert f"Received: {received}" in str(info.value)
+
+
+@pytest.mark.parametrize("bad_value", [NAN, INF])
+def test_longitudinal_inputs_name_the_sequence_of_a_non_finite_lapse(bad_value):
+    data = simulate_longitudinal_digits(3, image_size=16, min_length=2, mean_length=3)
+    data.deltas[2][1] = bad_value
+    with pytest.raises(ValueError, match=r"Sequence 2 \(id 'sim00002'\)") as info:
+        longitudinal_inputs(data, "one_hot", max_delta=10)
+    assert str(info.value).endswith(f"Received: deltas[2][1]={bad_value!r}")
 
 
 def test_finite_time_lapses_pass_through_unchanged():
