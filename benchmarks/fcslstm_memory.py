@@ -38,39 +38,10 @@ import importlib.metadata
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
-import threading
 import time
 
-
-def _rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-class _RssSampler:
-    """Samples the resident memory every 5 ms in a thread (the peak of one step alone)."""
-
-    def __enter__(self):
-        self.peak, self._running = _rss_mb(), True
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while self._running:
-            self.peak = max(self.peak, _rss_mb())
-            time.sleep(0.005)
-
-    def __exit__(self, *args):
-        self._running = False
-        self._thread.join()
+from _common import RssSampler, jax_temp_mb, peak_rss_mb, rss_mb, run_worker
 
 
 def _build(config):
@@ -88,23 +59,6 @@ def _build(config):
         unroll=config["unroll"],
         **common,
     )
-
-
-def _jax_temp_mb(model, x, y):
-    """XLA's size of the temporary buffers of one gradient computation (JAX only)."""
-    import jax
-    import keras
-
-    loss_fn = keras.losses.CategoricalCrossentropy()
-    trainable = [v.value for v in model.trainable_variables]
-    non_trainable = [v.value for v in model.non_trainable_variables]
-
-    def loss(weights, inputs, targets):
-        outputs, _ = model.stateless_call(weights, non_trainable, inputs, training=True)
-        return loss_fn(targets, outputs)
-
-    compiled = jax.jit(jax.grad(loss)).lower(trainable, x, y).compile()
-    return compiled.memory_analysis().temp_size_in_bytes / 2**20
 
 
 def worker(config):
@@ -127,36 +81,25 @@ def worker(config):
         key: config[key] for key in ("model", "steps", "remat", "grouped", "size", "width_divisor")
     }
     result["params"] = model.count_params()
-    result["rss_before_mb"] = round(_rss_mb(), 1)
+    result["rss_before_mb"] = round(rss_mb(), 1)
     start = time.perf_counter()
     model.train_on_batch(x, y)
     result["first_step_seconds"] = round(time.perf_counter() - start, 3)
-    result["peak_rss_after_first_step_mb"] = round(_peak_rss_mb(), 1)
+    result["peak_rss_after_first_step_mb"] = round(peak_rss_mb(), 1)
     for _ in range(config["train_steps"] - 2):
         model.train_on_batch(x, y)
     if config["train_steps"] > 1:
-        with _RssSampler() as sampler:
+        with RssSampler() as sampler:
             start = time.perf_counter()
             model.train_on_batch(x, y)
             result["step_seconds"] = round(time.perf_counter() - start, 3)
         result["last_step_max_rss_mb"] = round(sampler.peak, 1)
-    result["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     if keras.backend.backend() == "jax":
-        result["xla_temp_mb"] = round(_jax_temp_mb(model, x, y), 1)
+        result["xla_temp_mb"] = round(
+            jax_temp_mb(model, x, y, keras.losses.CategoricalCrossentropy()), 1
+        )
     print("RESULT " + json.dumps(result), flush=True)
-
-
-def run_worker(config, timeout):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(config)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=config["backend"])
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {**config, "error": f"timeout after {timeout} s"}
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    return {**config, "error": (done.stderr or done.stdout).strip().splitlines()[-3:]}
 
 
 def configurations(args):
@@ -209,7 +152,7 @@ def main(argv=None):
     results = []
     for model, steps, remat, grouped in configurations(args):
         config = {**base, "model": model, "steps": steps, "remat": remat, "grouped": grouped}
-        out = run_worker(config, args.timeout)
+        out = run_worker(__file__, config, args.timeout, {"KERAS_BACKEND": config["backend"]}, 3)
         results.append(out)
         print(json.dumps(out), file=sys.stderr, flush=True)
     report = {

@@ -29,53 +29,11 @@ import argparse
 import json
 import os
 import platform
-import resource
-import statistics
-import subprocess
 import sys
-import threading
 import time
 
 import keras
-
-
-def _rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-class _RssSampler:
-    """Samples the resident memory every 5 ms in a thread: the peak of one step alone (the
-    first step's peak also holds the compiler's memory, e.g. XLA's on JAX)."""
-
-    def __enter__(self):
-        self.peak, self._running = _rss_mb(), True
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while self._running:
-            self.peak = max(self.peak, _rss_mb())
-            time.sleep(0.005)
-
-    def __exit__(self, *args):
-        self._running = False
-        self._thread.join()
-
-
-def _median_seconds(fn, repeats):
-    fn()  # warm-up (compilation)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from _common import RssSampler, jax_temp_mb, median_seconds, peak_rss_mb, rss_mb, run_worker
 
 
 def _build(config, slice_chunk, remat):
@@ -91,23 +49,6 @@ def _build(config, slice_chunk, remat):
     )
 
 
-def _jax_temp_mb(model, x, y):
-    """XLA's own figure for the temporary buffers of a gradient step (JAX only): JAX's CPU
-    allocator keeps freed memory, so the process RSS hardly tells the variants apart."""
-    import jax
-
-    loss_fn = keras.losses.BinaryCrossentropy()
-    trainable = [v.value for v in model.trainable_variables]
-    non_trainable = [v.value for v in model.non_trainable_variables]
-
-    def loss(weights, inputs, targets):
-        outputs, _ = model.stateless_call(weights, non_trainable, inputs, training=True)
-        return loss_fn(targets, outputs)
-
-    compiled = jax.jit(jax.grad(loss)).lower(trainable, x, y).compile()
-    return compiled.memory_analysis().temp_size_in_bytes / 2**20
-
-
 def worker(config):
     import numpy as np
 
@@ -121,9 +62,9 @@ def worker(config):
         if config["variant"] == "ceiling":
             cnn = model.get_layer("ich_slices").slice_model
             stacked = x[0]
-            seconds = _median_seconds(lambda: cnn.predict_on_batch(stacked), config["repeats"])
+            seconds = median_seconds(lambda: cnn.predict_on_batch(stacked), config["repeats"])
         else:
-            seconds = _median_seconds(lambda: model.predict_on_batch(x), config["repeats"])
+            seconds = median_seconds(lambda: model.predict_on_batch(x), config["repeats"])
         result["seconds"] = seconds
     else:
         chunk, remat = (
@@ -132,35 +73,22 @@ def worker(config):
         model = _build(config, chunk, remat)
         model.compile(keras.optimizers.RMSprop(1e-3), "binary_crossentropy")
         y = np.array([[0.0, 1.0]], "float32")
-        result["rss_before_mb"] = _rss_mb()
+        result["rss_before_mb"] = rss_mb()
         start = time.perf_counter()
         model.train_on_batch(x, y)
         result["first_step_seconds"] = time.perf_counter() - start
-        result["peak_rss_after_first_step_mb"] = _peak_rss_mb()
-        result["rss_before_second_step_mb"] = _rss_mb()
-        with _RssSampler() as sampler:
+        result["peak_rss_after_first_step_mb"] = peak_rss_mb()
+        result["rss_before_second_step_mb"] = rss_mb()
+        with RssSampler() as sampler:
             start = time.perf_counter()
             model.train_on_batch(x, y)
             result["seconds"] = time.perf_counter() - start
         result["second_step_max_rss_mb"] = sampler.peak
-        result["peak_rss_mb"] = _peak_rss_mb()
+        result["peak_rss_mb"] = peak_rss_mb()
         result["input_mb"] = x.nbytes / 2**20
         if keras.backend.backend() == "jax":
-            result["xla_temp_mb"] = _jax_temp_mb(model, x, y)
+            result["xla_temp_mb"] = jax_temp_mb(model, x, y, keras.losses.BinaryCrossentropy())
     print("RESULT " + json.dumps(result), flush=True)
-
-
-def run_worker(config, timeout):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(config)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {**config, "error": f"timeout after {timeout} s"}
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    return {**config, "error": (done.stderr or done.stdout).strip().splitlines()[-1:]}
 
 
 def main():
@@ -193,7 +121,9 @@ def main():
             row = {"kind": "inference", "slices": n}
             for variant in ("ceiling", "chunked", "plain"):
                 out = run_worker(
-                    {**base, "kind": "inference", "variant": variant, "slices": n}, args.timeout
+                    __file__,
+                    {**base, "kind": "inference", "variant": variant, "slices": n},
+                    args.timeout,
                 )
                 row[f"{variant}_seconds"] = out.get("seconds", out.get("error"))
             if all(isinstance(row[f"{v}_seconds"], float) for v in ("ceiling", "chunked", "plain")):
@@ -206,7 +136,9 @@ def main():
                 if variant == "plain" and n > args.max_plain_slices:
                     continue
                 out = run_worker(
-                    {**base, "kind": "train_step", "variant": variant, "slices": n}, args.timeout
+                    __file__,
+                    {**base, "kind": "train_step", "variant": variant, "slices": n},
+                    args.timeout,
                 )
                 results.append(out)
                 print(json.dumps(out), file=sys.stderr, flush=True)

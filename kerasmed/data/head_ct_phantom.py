@@ -31,6 +31,8 @@ import dataclasses
 import numpy as np
 import scipy.ndimage
 
+from kerasmed.validation import check_rate, check_size_range, check_whole_number
+
 __all__ = ["HeadCTPhantom", "simulate_head_ct"]
 
 AIR_HU, BONE_HU, BRAIN_HU, CSF_HU = -1000.0, 1000.0, 35.0, 5.0
@@ -224,27 +226,15 @@ def simulate_head_ct(
     >>> len(data.volumes), data.labels.tolist(), data.volumes[0].shape[1:]
     (4, [0, 0, 1, 1], (32, 32))
     """
-    if int(num_volumes) != num_volumes or num_volumes < 1:
-        raise ValueError(
-            f"`num_volumes` must be a positive int. Received: num_volumes={num_volumes}"
-        )
-    if int(slice_size) != slice_size or slice_size < 32:
-        raise ValueError(f"`slice_size` must be an int >= 32. Received: slice_size={slice_size}")
-    if not 8 <= min_slices <= max_slices:
-        raise ValueError(
-            "`min_slices` and `max_slices` must satisfy 8 <= min_slices <= max_slices. "
-            f"Received: min_slices={min_slices}, max_slices={max_slices}"
-        )
-    if not 0.0 <= positive_fraction <= 1.0:
-        raise ValueError(
-            f"`positive_fraction` must be in [0, 1]. Received: positive_fraction={positive_fraction}"
-        )
+    num_volumes = check_whole_number(num_volumes, "num_volumes")
+    slice_size = check_whole_number(slice_size, "slice_size", minimum=32)
+    min_slices, max_slices = check_size_range(min_slices, max_slices, "min_slices", "max_slices", 8)
+    positive_fraction = check_rate(positive_fraction, "positive_fraction")
     if mimic_rate < 0 or noise_std < 0:
         raise ValueError(
             "`mimic_rate` and `noise_std` must be >= 0. "
             f"Received: mimic_rate={mimic_rate}, noise_std={noise_std}"
         )
-    num_volumes, slice_size = int(num_volumes), int(slice_size)
     labels = np.zeros(num_volumes, int)
     positives = int(round(positive_fraction * num_volumes))
     labels[np.random.default_rng([seed, 2**31]).permutation(num_volumes)[:positives]] = 1

@@ -42,6 +42,8 @@ import dataclasses
 import numpy as np
 import scipy.ndimage
 
+from kerasmed.validation import check_whole_number
+
 __all__ = ["CLASS_NAMES", "CHANNEL_NAMES", "InfantBrainPhantom", "simulate_infant_brain"]
 
 CLASS_NAMES = ("background", "CSF", "gray matter", "white matter")
@@ -79,6 +81,15 @@ class InfantBrainPhantom:
         return len(self.images)
 
 
+def _mirrored_ellipses(rng, cu, cv, su, sv):
+    """A left and a right ellipse ``(cu, cv, su, sv)`` (center and size along u and v), each
+    value drawn uniformly in its ``(low, high)`` range, ``cu`` mirrored to the left side."""
+    return [
+        (side * rng.uniform(*cu), rng.uniform(*cv), rng.uniform(*su), rng.uniform(*sv))
+        for side in (-1.0, 1.0)
+    ]
+
+
 def _subject(rng):
     """The subject's anatomy and maturation, in brain-radius units where possible."""
     num_sulci = int(rng.integers(12, 18))
@@ -99,25 +110,11 @@ def _subject(rng):
         "sulcus_width": rng.uniform(0.035, 0.06, num_sulci),
         "fissure_depth": rng.uniform(0.3, 0.45),
         "fissure_width": rng.uniform(0.012, 0.02),
-        "ventricle": [
-            (
-                side * rng.uniform(0.1, 0.16),
-                rng.uniform(-0.12, 0.02),
-                rng.uniform(0.07, 0.11),
-                rng.uniform(0.28, 0.38),
-            )
-            for side in (-1.0, 1.0)
-        ],
+        "ventricle": _mirrored_ellipses(
+            rng, (0.1, 0.16), (-0.12, 0.02), (0.07, 0.11), (0.28, 0.38)
+        ),
         "ventricle_level": rng.uniform(-0.05, 0.1),
-        "deep_gm": [
-            (
-                side * rng.uniform(0.26, 0.32),
-                rng.uniform(-0.05, 0.1),
-                rng.uniform(0.1, 0.14),
-                rng.uniform(0.15, 0.21),
-            )
-            for side in (-1.0, 1.0)
-        ],
+        "deep_gm": _mirrored_ellipses(rng, (0.26, 0.32), (-0.05, 0.1), (0.1, 0.14), (0.15, 0.21)),
         "myelination_onset": float(np.clip(rng.normal(6.0, 0.6), 4.8, 7.2)),  # months
         "myelination_width": rng.uniform(1.6, 2.2),  # months
         "myelination_gradient": rng.uniform(0.5, 1.5),  # months later per unit radius
@@ -273,21 +270,15 @@ def simulate_infant_brain(
     Reference: Gao et al., "Fully convolutional structured LSTM networks for joint 4D medical
     image segmentation", ISBI 2018, Section 3 and Fig. 4.
     """
-    for name, value, low in (
-        ("num_subjects", num_subjects, 1),
-        ("num_timepoints", num_timepoints, 1),
-        ("size", size, 32),
-        ("num_slices", num_slices, 1),
-    ):
-        if int(value) != value or value < low:
-            raise ValueError(f"`{name}` must be an int >= {low}. Received: {name}={value}")
+    num_subjects = check_whole_number(num_subjects, "num_subjects")
+    num_timepoints = check_whole_number(num_timepoints, "num_timepoints")
+    size = check_whole_number(size, "size", minimum=32)
+    num_slices = check_whole_number(num_slices, "num_slices")
     if not (noise_std >= 0 and 0 <= bias_strength < 1):
         raise ValueError(
             "`noise_std` must be >= 0 and `bias_strength` in [0, 1). "
             f"Received: noise_std={noise_std}, bias_strength={bias_strength}"
         )
-    num_subjects, num_timepoints = int(num_subjects), int(num_timepoints)
-    size, num_slices = int(size), int(num_slices)
     nominal = np.linspace(0.0, MAX_AGE_MONTHS, num_timepoints) if num_timepoints > 1 else [6.0]
     images, labels, ages, subjects, positions = [], [], [], [], []
     for s in range(num_subjects):

@@ -35,6 +35,7 @@ import numpy as np
 
 from kerasmed.io.sequences import LongitudinalSequences
 from kerasmed.preprocessing.longitudinal import encode_time_deltas, previous_labels
+from kerasmed.validation import check_finite_array, check_whole_number
 
 LABEL_NAMES = ("0", "6", "8", "3", "9")
 MAX_DELTA = 10
@@ -277,12 +278,8 @@ def simulate_longitudinal_digits(
 
     Reference: Santeramo et al., 2018, Section 4 and Appendix.
     """
-    if int(num_sequences) != num_sequences or num_sequences < 1:
-        raise ValueError(
-            f"`num_sequences` must be a positive int. Received: num_sequences={num_sequences!r}"
-        )
-    if int(image_size) != image_size or image_size < 12:
-        raise ValueError(f"`image_size` must be an int >= 12. Received: image_size={image_size!r}")
+    num_sequences = check_whole_number(num_sequences, "num_sequences")
+    image_size = check_whole_number(image_size, "image_size", minimum=12)
     if not (1 <= min_length <= mean_length <= max_length):
         raise ValueError(
             "Need 1 <= min_length <= mean_length <= max_length. "
@@ -293,7 +290,6 @@ def simulate_longitudinal_digits(
             f"Need noise >= 0, noise_blur > 0 and 0 <= max_rotation <= 180. Received: noise={noise}, noise_blur={noise_blur}, max_rotation={max_rotation}"
         )
     probs = _check_probabilities(digit_probabilities)
-    image_size = int(image_size)
     prepared = _prepare_glyphs(glyphs, max(3, round(image_size / 3)))
     extra = mean_length - min_length
     images, labels, deltas = [], [], []
@@ -334,6 +330,10 @@ def longitudinal_inputs(sequences, time_encoding="raw", channel_axis=True, **enc
         per-exam labels ``(T_i, L)``; pass both to `kerasmed.data.SequenceDataset` (its
         ``target="last"`` keeps the last exam's labels, the paper's task).
 
+    Raises:
+        ValueError: for a NaN or infinite time lapse, naming the sequence (index and id), the
+            exam and the value.
+
     Example:
 
     >>> data = simulate_longitudinal_digits(2, image_size=24, min_length=3, mean_length=4)
@@ -341,6 +341,11 @@ def longitudinal_inputs(sequences, time_encoding="raw", channel_axis=True, **enc
     >>> inputs["time"][0].shape[1], inputs["images"][0].shape[1:]
     (11, (24, 24, 1))
     """
+    for i, deltas in enumerate(sequences.deltas):
+        try:
+            check_finite_array(deltas, f"deltas[{i}]")
+        except ValueError as error:
+            raise ValueError(f"Sequence {i} (id {sequences.ids[i]!r}): {error}") from None
     images = [x[..., None] if channel_axis else x for x in sequences.images]
     return (
         {

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from kerasmed.io.irma import parse_irma_code
-from kerasmed.validation import check_positive_int
+from kerasmed.validation import check_positive_int, check_size_range
 
 __all__ = ["RADIOGRAPH_CLASSES", "RadiographPhantom", "simulate_radiographs"]
 
@@ -298,13 +298,7 @@ def simulate_radiographs(
     ('chest', '1123-110-500-000', dtype('uint8'))
     """
     num_images = check_positive_int(num_images, "num_images")
-    min_size = check_positive_int(min_size, "min_size")
-    max_size = check_positive_int(max_size, "max_size")
-    if not 16 <= min_size <= max_size:
-        raise ValueError(
-            "`min_size` and `max_size` must satisfy 16 <= min_size <= max_size. "
-            f"Received: min_size={min_size}, max_size={max_size}"
-        )
+    min_size, max_size = check_size_range(min_size, max_size, "min_size", "max_size", 16)
     if bit_depth not in (8, 12, 16) or isinstance(bit_depth, bool):
         raise ValueError(f"`bit_depth` must be 8, 12 or 16. Received: bit_depth={bit_depth}")
     names = tuple(name for name, _, _ in RADIOGRAPH_CLASSES)

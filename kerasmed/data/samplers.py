@@ -18,6 +18,7 @@ import numpy as np
 
 from kerasmed.data.sequences import pad_to_batch
 from kerasmed.preprocessing.augmentation import augment_paper
+from kerasmed.validation import check_binary_array, check_finite_array, check_whole_number
 
 
 def _resolve_augment(augment, volume):
@@ -41,6 +42,28 @@ def _one_hot(labels, num_classes):
 def _with_channel(array):
     array = np.asarray(array, dtype="float32")
     return array[..., None]
+
+
+def _finite_float(array, name):
+    """A drawn slice or volume as float32, refused (naming it) if it holds NaN or inf.
+
+    Checked when drawn rather than up front: the volumes may be many and large, and a batch
+    converts them to float32 anyway.
+    """
+    return check_finite_array(array, name).astype("float32", copy=False)
+
+
+def _class_labels(labels, name, num_classes):
+    """Integer class labels in ``[0, num_classes)`` (the rows of the one-hot targets)."""
+    labels = check_finite_array(labels, name)
+    bad = (labels != np.round(labels)) | (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"`{name}` must hold class labels in [0, num_classes={num_classes}). "
+            f"Received: {name}[{i}]={labels[i].item()!r}"
+        )
+    return labels.astype(int)
 
 
 class BalancedSliceDataset(keras.utils.PyDataset):
@@ -87,17 +110,24 @@ class BalancedSliceDataset(keras.utils.PyDataset):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(batch_size) != batch_size or batch_size < 2:
-            raise ValueError(f"`batch_size` must be an int >= 2. Received: batch_size={batch_size}")
+        batch_size = check_whole_number(batch_size, "batch_size", minimum=2)
+        steps_per_epoch = check_whole_number(steps_per_epoch, "steps_per_epoch", allow_none=True)
+        num_classes = check_whole_number(num_classes, "num_classes", minimum=2)
         if not len(volumes) == len(slice_labels) == len(volume_labels):
             raise ValueError(
                 "`volumes`, `slice_labels` and `volume_labels` need one entry per volume. "
                 f"Received: lengths={len(volumes)}, {len(slice_labels)}, {len(volume_labels)}"
             )
         self.volumes = volumes
+        volume_labels = check_binary_array(volume_labels, "volume_labels")
         positives, negatives = [], []
         for v, (labels, label) in enumerate(zip(slice_labels, volume_labels)):
-            labels = np.asarray(labels)
+            labels = check_binary_array(labels, f"slice_labels[{v}]")
+            if labels.shape != (len(volumes[v]),):
+                raise ValueError(
+                    f"`slice_labels[{v}]` needs one label per slice of volume {v} "
+                    f"({len(volumes[v])}). Received: slice_labels[{v}].shape={labels.shape}"
+                )
             if label:
                 positives += [(v, k) for k in np.flatnonzero(labels)]
             else:
@@ -132,7 +162,7 @@ class BalancedSliceDataset(keras.utils.PyDataset):
         order = rng.permutation(self.batch_size)
         slices = []
         for v, k in np.concatenate([pos, neg])[order]:
-            image = np.asarray(self.volumes[v][k], dtype="float32")
+            image = _finite_float(self.volumes[v][k], f"volumes[{v}][{k}]")
             slices.append(self.augment(image, rng) if self.augment else image)
         return _with_channel(np.stack(slices)), _one_hot(labels[order], self.num_classes)
 
@@ -191,15 +221,23 @@ class BalancedVolumeDataset(keras.utils.PyDataset):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        labels = np.asarray(labels, dtype=int)
+        self.num_classes = check_whole_number(num_classes, "num_classes", minimum=2)
+        labels = _class_labels(labels, "labels", self.num_classes)
         if len(volumes) != len(labels) or not len(labels):
             raise ValueError(
                 f"`volumes` and `labels` need the same, non-zero length. Received: "
                 f"{len(volumes)} volumes, {len(labels)} labels"
             )
-        if int(batch_size) != batch_size or batch_size < 1:
+        batch_size = check_whole_number(batch_size, "batch_size")
+        samples_per_epoch = check_whole_number(
+            samples_per_epoch, "samples_per_epoch", allow_none=True
+        )
+        pad_multiple = check_whole_number(pad_multiple, "pad_multiple", allow_none=True)
+        if balance and shuffle and labels.max() > 1:
+            i = int(np.argmax(labels > 1))
             raise ValueError(
-                f"`batch_size` must be a positive int. Received: batch_size={batch_size}"
+                "`balance=True` draws the classes 0 and 1 equally; pass `balance=False` for "
+                f"more classes. Received: labels[{i}]={int(labels[i])}"
             )
         if balance and shuffle and len(np.unique(labels)) < 2:
             raise ValueError(
@@ -210,7 +248,7 @@ class BalancedVolumeDataset(keras.utils.PyDataset):
         self.samples = (
             len(volumes) if (samples_per_epoch is None or not shuffle) else int(samples_per_epoch)
         )
-        self.pad_multiple, self.num_classes, self.seed = pad_multiple, num_classes, seed
+        self.pad_multiple, self.seed = pad_multiple, seed
         self.augment = _resolve_augment(augment, volume=True)
         self._epoch = 0
         self._order = self._draw()
@@ -263,7 +301,7 @@ class BalancedVolumeDataset(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self._epoch, index, 1])
         arrays = []
         for i in rows:
-            volume = np.asarray(self.volumes[i], dtype="float32")
+            volume = _finite_float(self.volumes[i], f"volumes[{i}]")
             arrays.append(self.augment(volume, rng) if self.augment else volume)
         y = _one_hot(self.labels[rows], self.num_classes)
         if self.batch_size == 1 and self.pad_multiple is None:

@@ -4,6 +4,11 @@
 longest sequence and adds a boolean ``mask`` input (True on real steps), so any Keras model
 with a ``mask`` input (or a ``keras.layers.Masking``-free RNN given ``mask=``) trains on
 sequences of different lengths. `pad_to_batch` is the padding step on its own.
+
+The dataset reads every sequence once when it is built and refuses NaN or inf in an input (a
+time lapse, an image), a target or a sample weight, naming the input, the sequence and the step,
+e.g. ``Received: inputs['time'][3][1, 0]=nan`` (step 1 of sequence 3), since a NaN would spread
+through the whole batch's loss.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import math
 
 import keras
 import numpy as np
+
+from kerasmed.validation import check_finite_array, check_one_of, check_whole_number
 
 
 def pad_to_batch(arrays, max_length=None, value=0.0, dtype=None):
@@ -44,10 +51,7 @@ def pad_to_batch(arrays, max_length=None, value=0.0, dtype=None):
                 f"Every sequence must share the trailing shape {arrays[0].shape[1:]} of sequence 0. "
                 f"Received: arrays[{i}].shape={a.shape}"
             )
-    if max_length is not None and (int(max_length) != max_length or max_length < 1):
-        raise ValueError(
-            f"`max_length` must be a positive int or None. Received: max_length={max_length!r}"
-        )
+    max_length = check_whole_number(max_length, "max_length", allow_none=True)
     lengths = np.array([len(a) for a in arrays])
     length = int(max_length) if max_length is not None else max(int(lengths.max()), 1)
     dtype = np.result_type(*arrays) if dtype is None else dtype
@@ -57,6 +61,10 @@ def pad_to_batch(arrays, max_length=None, value=0.0, dtype=None):
     )
     mask = np.arange(length)[None, :] < np.minimum(lengths, length)[:, None]
     return padded, mask
+
+
+def _item(name, index):
+    return f"inputs[{name!r}][{index}]" if name else f"inputs[{index}]"
 
 
 class SequenceDataset(keras.utils.PyDataset):
@@ -127,12 +135,9 @@ class SequenceDataset(keras.utils.PyDataset):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if target not in ("last", "all"):
-            raise ValueError(f"`target` must be 'last' or 'all'. Received: target={target!r}")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(
-                f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
-            )
+        check_one_of(target, "target", ("last", "all"))
+        batch_size = check_whole_number(batch_size, "batch_size")
+        max_length = check_whole_number(max_length, "max_length", allow_none=True)
         self._as_dict = isinstance(inputs, dict)
         self.inputs = (
             {k: list(v) for k, v in inputs.items()} if self._as_dict else {"": list(inputs)}
@@ -162,6 +167,13 @@ class SequenceDataset(keras.utils.PyDataset):
             raise ValueError(
                 f"Every input needs the same, non-zero number of sequences. Received: counts={counts}"
             )
+        for name in names:
+            for i, a in enumerate(self.inputs[name]):
+                if np.ndim(a) == 0:
+                    raise ValueError(
+                        f"Sequence {i} has no time axis. Received: {_item(name, i)}.shape=()"
+                    )
+                check_finite_array(a, _item(name, i))
         lengths = np.array([len(a) for a in self.inputs[names[0]]], dtype="int64")
         for name in names[1:]:
             for i, a in enumerate(self.inputs[name]):
@@ -185,7 +197,7 @@ class SequenceDataset(keras.utils.PyDataset):
             raise ValueError(
                 f"`targets` needs one entry per sequence ({self.num_sequences}). Received: len(targets)={len(targets)}"
             )
-        targets = [np.asarray(t) for t in targets]
+        targets = [check_finite_array(t, f"targets[{i}]") for i, t in enumerate(targets)]
         if per_step is None:
             per_step = all(t.ndim >= 1 and t.shape[0] == n for t, n in zip(targets, self.lengths))
         if per_step:
@@ -210,14 +222,17 @@ class SequenceDataset(keras.utils.PyDataset):
                 raise ValueError(
                     "Per-step `sample_weights` need `target='all'`. Received: target='last'"
                 )
-            weights = [np.asarray(w, dtype="float32") for w in weights]
+            weights = [
+                check_finite_array(w, f"sample_weights[{i}]").astype("float32")
+                for i, w in enumerate(weights)
+            ]
             for i, (w, n) in enumerate(zip(weights, self.lengths)):
                 if w.shape != (n,):
                     raise ValueError(
                         f"Per-step weights of sequence {i} must have shape ({n},). Received: shape={w.shape}"
                     )
         else:
-            weights = np.asarray(weights, dtype="float32")
+            weights = check_finite_array(weights, "sample_weights").astype("float32")
         if len(weights) != self.num_sequences:
             raise ValueError(
                 f"`sample_weights` needs one entry per sequence ({self.num_sequences}). Received: len={len(weights)}"

@@ -1,5 +1,6 @@
 """Evaluation metrics on NumPy arrays (predictions in, numbers out)."""
 
+from kerasmed.metrics._checks import DegenerateStatisticWarning  # noqa: F401
 from kerasmed.metrics.binary import (  # noqa: F401
     binary_confusion,
     binary_report,

@@ -12,33 +12,30 @@ From the confusion counts (TP, FP, TN, FN) of the positive class 1:
 Predictions are 0/1 (ints or bools, used as they are) or float scores, positive when
 ``score > threshold`` (the convention of `kerasmed.metrics.multilabel_report` and
 ``keras.metrics.Precision``). A ratio whose denominator is 0 takes `zero_division` (0.0, as
-scikit-learn's ``zero_division=0``).
+scikit-learn's ``zero_division=0``); when that is because `y_true` holds a single class, a
+`kerasmed.metrics.DegenerateStatisticWarning` says so. Empty inputs, NaN/inf scores and labels
+other than 0/1 are refused with the index and value of the first bad entry.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from kerasmed.metrics._checks import binary_labels, same_shape, warn_single_class
 from kerasmed.metrics.classification import _binarize
 
 __all__ = ["binary_confusion", "sensitivity", "specificity", "macro_f1", "binary_report"]
 
 
 def _labels(y_true, y_pred, threshold):
-    truth = np.asarray(y_true)
-    pred = np.asarray(y_pred)
-    if truth.ndim != 1 or pred.shape != truth.shape:
-        raise ValueError(
-            "`y_true` and `y_pred` must be 1D arrays of the same length. "
-            f"Received: y_true.shape={truth.shape}, y_pred.shape={pred.shape}"
-        )
-    if not np.isin(truth, (0, 1)).all():
-        raise ValueError(
-            f"`y_true` must hold 0/1 labels. Received: y_true values {np.unique(truth)[:10].tolist()}"
-        )
+    truth, pred = np.asarray(y_true), np.asarray(y_pred)
+    if truth.ndim != 1:
+        raise ValueError(f"`y_true` must be a 1D array. Received: y_true.shape={truth.shape}")
+    same_shape(("y_true", "y_pred"), (truth, pred), "length")
+    same_shape(("y_true", "y_pred"), (truth, pred))
     if np.ndim(threshold) != 0:
         raise ValueError(f"`threshold` must be one number. Received: threshold={threshold!r}")
-    return truth.astype(bool), _binarize(pred, threshold, 1).astype(bool)
+    return binary_labels(truth), _binarize(pred, threshold, 1).astype(bool)
 
 
 def _ratio(numerator, denominator, zero_division):
@@ -78,8 +75,7 @@ def sensitivity(y_true, y_pred, threshold=0.5, zero_division=0.0):
     >>> sensitivity([1, 1, 0, 0, 1], [1, 0, 1, 0, 1])
     0.6666666666666666
     """
-    c = binary_confusion(y_true, y_pred, threshold)
-    return _ratio(c["tp"], c["tp"] + c["fn"], zero_division)
+    return binary_report(y_true, y_pred, threshold, zero_division)["sensitivity"]
 
 
 def specificity(y_true, y_pred, threshold=0.5, zero_division=0.0):
@@ -90,14 +86,7 @@ def specificity(y_true, y_pred, threshold=0.5, zero_division=0.0):
     >>> specificity([1, 1, 0, 0, 1], [1, 0, 1, 0, 1])
     0.5
     """
-    c = binary_confusion(y_true, y_pred, threshold)
-    return _ratio(c["tn"], c["tn"] + c["fp"], zero_division)
-
-
-def _macro_f1(c, zero_division):
-    f1_positive = _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], zero_division)
-    f1_negative = _ratio(2 * c["tn"], 2 * c["tn"] + c["fn"] + c["fp"], zero_division)
-    return (f1_positive + f1_negative) / 2.0
+    return binary_report(y_true, y_pred, threshold, zero_division)["specificity"]
 
 
 def macro_f1(y_true, y_pred, threshold=0.5, zero_division=0.0):
@@ -108,7 +97,7 @@ def macro_f1(y_true, y_pred, threshold=0.5, zero_division=0.0):
     >>> round(macro_f1([1, 1, 0, 0, 1], [1, 0, 1, 0, 1]), 4)
     0.5833
     """
-    return _macro_f1(binary_confusion(y_true, y_pred, threshold), zero_division)
+    return binary_report(y_true, y_pred, threshold, zero_division)["macro_f1"]
 
 
 def binary_report(y_true, y_pred, threshold=0.5, zero_division=0.0):
@@ -134,10 +123,14 @@ def binary_report(y_true, y_pred, threshold=0.5, zero_division=0.0):
     Transformer for CT scans*, Table 1 (SE, SP, macro-F1).
     """
     c = binary_confusion(y_true, y_pred, threshold)
+    if c["tp"] + c["fn"] == 0 or c["tn"] + c["fp"] == 0:
+        warn_single_class(np.asarray(y_true, dtype=bool))
+    f1_positive = _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], zero_division)
+    f1_negative = _ratio(2 * c["tn"], 2 * c["tn"] + c["fn"] + c["fp"], zero_division)
     return {
         "sensitivity": _ratio(c["tp"], c["tp"] + c["fn"], zero_division),
         "specificity": _ratio(c["tn"], c["tn"] + c["fp"], zero_division),
-        "macro_f1": _macro_f1(c, zero_division),
+        "macro_f1": (f1_positive + f1_negative) / 2.0,
         **c,
         "n": sum(c.values()),
     }

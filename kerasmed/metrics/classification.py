@@ -14,6 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from kerasmed.metrics._checks import (
+    binary_labels,
+    check_names,
+    finite_scores,
+    same_shape,
+    warn_single_class,
+)
+from kerasmed.validation import check_finite_array
+
 
 def _as_2d(name, value):
     value = np.asarray(value)
@@ -36,9 +45,8 @@ def _binarize(y_pred, threshold, num_labels):
                 f"them). Received: y_pred values {np.unique(y_pred)[:10].tolist()}"
             )
         return y_pred.astype("int64")
-    if not np.issubdtype(y_pred.dtype, np.floating) or not np.isfinite(y_pred).all():
-        raise ValueError(f"`y_pred` must be finite numbers. Received: y_pred.dtype={y_pred.dtype}")
-    threshold = np.asarray(threshold, dtype="float64")
+    y_pred = finite_scores(y_pred, "y_pred")
+    threshold = check_finite_array(threshold, "threshold").astype("float64")
     if threshold.ndim > 1 or (threshold.ndim == 1 and threshold.shape[0] != num_labels):
         raise ValueError(
             f"`threshold` must be a number or one per label ({num_labels}). "
@@ -78,29 +86,11 @@ def multilabel_report(y_true, y_pred, label_names=None, threshold=0.5, zero_divi
     """
     y_true = _as_2d("y_true", y_true)
     y_pred = _as_2d("y_pred", y_pred)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(
-            "`y_true` and `y_pred` must have the same shape. "
-            f"Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}"
-        )
-    if not np.isin(y_true, (0, 1)).all():
-        raise ValueError(
-            f"`y_true` must hold 0/1 labels. Received: values {np.unique(y_true)[:10].tolist()}"
-        )
+    same_shape(("y_true", "y_pred"), (y_true, y_pred))
+    truth = binary_labels(y_true)
     num_labels = y_true.shape[1]
-    if label_names is None:
-        label_names = [str(i) for i in range(num_labels)]
-    label_names = [str(name) for name in label_names]
-    if (
-        len(label_names) != num_labels
-        or len(set(label_names)) != num_labels
-        or "avg" in label_names
-    ):
-        raise ValueError(
-            f"`label_names` must be {num_labels} distinct names other than 'avg'. "
-            f"Received: label_names={label_names}"
-        )
-    truth = y_true.astype(bool)
+    label_names = check_names(label_names, num_labels, "label_names")
+    warn_single_class(truth, label_names)
     pred = _binarize(y_pred, threshold, num_labels).astype(bool)
     # Per-label confusion counts, as sklearn's multilabel_confusion_matrix (which would read an
     # (N, 1) input as a binary problem with two classes); the tests check against sklearn.

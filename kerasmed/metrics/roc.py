@@ -1,7 +1,10 @@
 """ROC analysis: AUC with confidence intervals, DeLong's test, operating points, CI bands.
 
 All functions take NumPy arrays (labels and scores), never models. A higher score means "more
-likely positive" (no automatic direction detection, unlike pROC).
+likely positive" (no automatic direction detection, unlike pROC). NaN/inf scores, labels other
+than 0/1 and mismatched lengths are refused (naming the argument, the index of the first bad
+value and the value); constant scores, and an AUC interval of width zero (constant or perfectly
+separating scores), come with a `kerasmed.metrics.DegenerateStatisticWarning`.
 """
 
 import collections
@@ -10,6 +13,14 @@ import warnings
 import numpy as np
 import scipy.stats
 import sklearn.metrics
+
+from kerasmed.metrics._checks import finite_scores, same_shape, warn_degenerate
+from kerasmed.validation import (
+    check_binary_array,
+    check_finite_array,
+    check_finite_number,
+    check_whole_number,
+)
 
 __all__ = [
     "AUCInterval",
@@ -35,37 +46,32 @@ SensitivityBand = collections.namedtuple(
 
 
 def _check_confidence(confidence):
+    confidence = check_finite_number(confidence, "confidence")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"`confidence` must be in (0, 1). Received: confidence={confidence}")
 
 
-def _check_inputs(y_true, *scores, min_per_class=1):
+def _column(values):
+    values = np.asarray(values)
+    return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
+
+
+def _check_inputs(y_true, *scores, names=("y_score",), min_per_class=1, warn_constant=True):
     """Returns (bool labels, float64 scores...) after validating them."""
-    y = np.asarray(y_true)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
+    y = _column(y_true)
     if y.ndim != 1:
         raise ValueError(f"`y_true` must be 1D. Received: y_true.shape={y.shape}")
-    values = np.unique(y)
-    if not np.isin(values, [0, 1]).all():
-        raise ValueError(
-            f"`y_true` must be binary (0/1 or bool). Received: y_true values {values.tolist()[:10]}"
-        )
-    y = y.astype(bool)
+    y = check_binary_array(y, "y_true").astype(bool)
     checked = []
-    for score in scores:
-        s = np.asarray(score, dtype=np.float64)
-        if s.ndim == 2 and s.shape[1] == 1:
-            s = s[:, 0]
-        if s.shape != y.shape:
-            raise ValueError(
-                f"`y_true` and the scores must have the same length. Received: "
-                f"y_true.shape={y.shape}, y_score.shape={s.shape}"
-            )
-        if not np.isfinite(s).all():
-            raise ValueError(
-                f"Scores must be finite; found {int((~np.isfinite(s)).sum())} NaN/inf value(s). "
-                f"Received: y_score with non-finite values"
+    for name, score in zip(names, scores):
+        s = _column(score)
+        same_shape(("y_true", name), (y, s), "length")
+        same_shape(("y_true", name), (y, s))
+        s = finite_scores(s, name)
+        if warn_constant and s.size and np.all(s == s[0]):
+            warn_degenerate(
+                f"`{name}` holds one value ({s[0].item()!r}) for all {s.size} samples: it does not rank "
+                "them (AUC 0.5), so what is computed from it is degenerate."
             )
         checked.append(s)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
@@ -75,6 +81,22 @@ def _check_inputs(y_true, *scores, min_per_class=1):
             f"sample(s). Received: y_true with {n_pos} positive(s) and {n_neg} negative(s)"
         )
     return (y, *checked)
+
+
+def _warn_zero_width(interval, s, y):
+    if interval.high - interval.low > 0:
+        return
+    if np.all(s == s[0]):
+        reason = f"every score is {s[0].item()!r}"
+    elif s[y].min() > s[~y].max() or s[y].max() < s[~y].min():
+        reason = "the scores separate the classes perfectly"
+    else:
+        reason = "its standard error (or every resampled AUC) is the same value"
+    warn_degenerate(
+        f"The AUC interval [{interval.low}, {interval.high}] has width zero because {reason}: "
+        f"it is not a confidence statement (a sample of {int(y.sum())} positive(s) and "
+        f"{int((~y).sum())} negative(s) cannot rule out other AUCs)."
+    )
 
 
 def _delong_components(y, scores):
@@ -155,15 +177,16 @@ def roc_auc_ci(y_true, y_score, confidence=0.95, method="delong", n_resamples=20
     if method not in ("delong", "bootstrap"):
         raise ValueError(f"`method` must be 'delong' or 'bootstrap'. Received: method={method!r}")
     if method == "delong":
-        y, s = _check_inputs(y_true, y_score, min_per_class=2)
+        y, s = _check_inputs(y_true, y_score, min_per_class=2, warn_constant=False)
         aucs, cov = _delong_covariance(y, s)
         auc, se = float(aucs[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
         z = scipy.stats.norm.ppf(1.0 - (1.0 - confidence) / 2.0)
-        return AUCInterval(auc, float(max(0.0, auc - z * se)), float(min(1.0, auc + z * se)))
+        result = AUCInterval(auc, float(max(0.0, auc - z * se)), float(min(1.0, auc + z * se)))
+        _warn_zero_width(result, s, y)
+        return result
 
-    y, s = _check_inputs(y_true, y_score)
-    if int(n_resamples) < 1:
-        raise ValueError(f"`n_resamples` must be >= 1. Received: n_resamples={n_resamples}")
+    y, s = _check_inputs(y_true, y_score, warn_constant=False)
+    n_resamples = check_whole_number(n_resamples, "n_resamples")
     auc = float(_auc_resampled(y, s))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", scipy.stats.DegenerateDataWarning)
@@ -196,7 +219,9 @@ def roc_auc_ci(y_true, y_score, confidence=0.95, method="delong", n_resamples=20
             )
         alpha = (1.0 - confidence) / 2.0
         low, high = np.nanquantile(distribution, [alpha, 1.0 - alpha])
-    return AUCInterval(auc, float(low), float(high))
+    result = AUCInterval(auc, float(low), float(high))
+    _warn_zero_width(result, s, y)
+    return result
 
 
 def delong_test(y_true, score_a, score_b):
@@ -226,11 +251,16 @@ def delong_test(y_true, score_a, score_b):
         DeLong, DeLong & Clarke-Pearson, Biometrics 1988; Sun & Xu, IEEE SPL 2014. Patel et al.,
         IEEE Access 2019 (significance of AUC differences, Section IV-B).
     """
-    y, a, b = _check_inputs(y_true, score_a, score_b, min_per_class=2)
+    y, a, b = _check_inputs(y_true, score_a, score_b, names=("score_a", "score_b"), min_per_class=2)
     aucs, cov = _delong_covariance(y, np.stack([a, b]))
     difference = aucs[0] - aucs[1]
     variance = cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1]
     if variance <= 1e-15:
+        warn_degenerate(
+            "The DeLong variance of the AUC difference is 0 (identical rankings, constant or "
+            f"perfectly separating scores): z={'0' if abs(difference) <= 1e-12 else 'inf'} is "
+            "not a test statistic."
+        )
         z = 0.0 if abs(difference) <= 1e-12 else float(np.sign(difference) * np.inf)
     else:
         z = float(difference / np.sqrt(variance))
@@ -333,12 +363,11 @@ def roc_sensitivity_band(
         curves", BMC Bioinformatics 2011; Patel et al., IEEE Access 2019 (Figures 3-4).
     """
     _check_confidence(confidence)
-    if int(n_resamples) < 1:
-        raise ValueError(f"`n_resamples` must be >= 1. Received: n_resamples={n_resamples}")
+    n_resamples = check_whole_number(n_resamples, "n_resamples")
     y, s = _check_inputs(y_true, y_score)
     if specificities is None:
         specificities = np.linspace(0.0, 1.0, 101)
-    specificities = np.asarray(specificities, dtype=np.float64)
+    specificities = check_finite_array(specificities, "specificities").astype(np.float64)
     if specificities.ndim != 1 or ((specificities < 0) | (specificities > 1)).any():
         raise ValueError(
             f"`specificities` must be a 1D array of values in [0, 1]. Received: specificities={specificities}"

@@ -15,6 +15,9 @@ All functions take NumPy arrays of any shape (``(H, W)``, ``(N, T, H, W)`` ...),
 pixels, skip pixels whose true label is `ignore_label`, and return Python numbers / NumPy arrays.
 ``y_pred`` may be integer labels (same shape as ``y_true``) or class scores/probabilities with
 one more, last, axis of size ``num_classes`` (then its argmax is the predicted label).
+NaN/inf labels or scores are refused with the index and value of the first; when no pixel is
+labelled (an empty input, or all `ignore_label`) the NaN results come with a
+`kerasmed.metrics.DegenerateStatisticWarning`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from __future__ import annotations
 import collections
 
 import numpy as np
+
+from kerasmed.metrics._checks import check_names, finite_scores, warn_degenerate
+from kerasmed.validation import check_finite_array, check_whole_number
 
 __all__ = [
     "PixelAccuracy",
@@ -34,15 +40,8 @@ __all__ = [
 PixelAccuracy = collections.namedtuple("PixelAccuracy", ["mean", "per_class"])
 
 
-def _check_num_classes(num_classes):
-    if int(num_classes) != num_classes or num_classes < 1:
-        raise ValueError(
-            f"`num_classes` must be a positive int. Received: num_classes={num_classes}"
-        )
-    return int(num_classes)
-
-
 def _labels(name, values, num_classes, ignore_label=None):
+    values = check_finite_array(values, name)
     if values.size and not np.issubdtype(values.dtype, np.integer):
         if values.dtype == bool or not np.array_equal(values, np.round(values)):
             raise ValueError(
@@ -79,10 +78,11 @@ def pixel_confusion_matrix(y_true, y_pred, num_classes, ignore_label=-1):
     >>> pixel_confusion_matrix([0, 0, 1, 1, -1], [0, 1, 1, 1, 0], num_classes=2).tolist()
     [[1, 1], [0, 2]]
     """
-    num_classes = _check_num_classes(num_classes)
+    num_classes = check_whole_number(num_classes, "num_classes")
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if y_pred.ndim == y_true.ndim + 1:
+        y_pred = finite_scores(y_pred, "y_pred")
         if y_pred.shape[-1] != num_classes:
             raise ValueError(
                 f"Scores in `y_pred` must have a last axis of size num_classes={num_classes}. "
@@ -99,6 +99,11 @@ def pixel_confusion_matrix(y_true, y_pred, num_classes, ignore_label=-1):
     if ignore_label is not None:
         keep = y_true != ignore_label
         y_true, y_pred = y_true[keep], y_pred[keep]
+    if not y_true.size:
+        warn_degenerate(
+            "No pixel of `y_true` is labelled (an empty input, or every pixel equal to "
+            f"ignore_label={ignore_label}): every pixel accuracy and Dice is NaN."
+        )
     counts = np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes).astype("int64")
 
@@ -200,19 +205,8 @@ def segmentation_report(y_true, y_pred, num_classes, class_names=None, ignore_la
     Reference: Gao et al., "Fully convolutional structured LSTM networks for joint 4D medical
     image segmentation", ISBI 2018, Section 3 (mPA).
     """
-    num_classes = _check_num_classes(num_classes)
-    if class_names is None:
-        class_names = [str(i) for i in range(num_classes)]
-    class_names = [str(name) for name in class_names]
-    if (
-        len(class_names) != num_classes
-        or len(set(class_names)) != num_classes
-        or "avg" in class_names
-    ):
-        raise ValueError(
-            f"`class_names` must be {num_classes} distinct names other than 'avg'. "
-            f"Received: class_names={class_names}"
-        )
+    num_classes = check_whole_number(num_classes, "num_classes")
+    class_names = check_names(class_names, num_classes, "class_names")
     confusion = pixel_confusion_matrix(y_true, y_pred, num_classes, ignore_label)
     report = {}
     for metric, per_class in (

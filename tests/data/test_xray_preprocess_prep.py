@@ -1,27 +1,13 @@
 """Tests of ``data_prep/xray_preprocess.py`` on phantom radiographs in the ImageCLEF layout."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from data_prep_scripts import load_data_prep_script
 
 from kerasmed.data import load_imageclef_arrays, simulate_radiographs, write_imageclef_folder
 from kerasmed.io import LoadError
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "xray_preprocess_prep", REPO / "data_prep" / "xray_preprocess.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-prep = _load_script()
+prep = load_data_prep_script("xray_preprocess.py", "xray_preprocess_prep")
 
 
 def test_help_lists_the_options(capsys):

@@ -1,12 +1,11 @@
 """Tests of ``data_prep/head_ct_ich.py`` on tiny fake CQ500 and RSNA 2019 trees."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from data_prep_scripts import load_data_prep_script
 from test_dicom import write_slice  # tests/io/test_dicom.py
 
 from kerasmed.io import LoadError, load_volume_set
@@ -14,20 +13,10 @@ from kerasmed.io import LoadError, load_volume_set
 # RSNA's anonymised UIDs ("ID_...") are not valid DICOM UIDs: pydicom warns when writing them.
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 
-REPO = Path(__file__).resolve().parents[2]
 SIZE = 8  # pixels per side of the fake slices
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "head_ct_ich_prep", REPO / "data_prep" / "head_ct_ich.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-prep = _load_script()
+prep = load_data_prep_script("head_ct_ich.py", "head_ct_ich_prep")
 
 
 def _raw(k, tag=0):

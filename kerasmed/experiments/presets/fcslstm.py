@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.validation import check_one_of
+from kerasmed.validation import check_each_one_of
 
 TITLE = "Paper 002: FCN vs (bidirectional) FCSLSTM, joint 4D infant brain segmentation"
 NOTEBOOK = "notebooks/03_fcslstm_segmentation.ipynb"
@@ -83,8 +83,7 @@ class FcslstmConfig:
     sequence_models: SequenceModels = SequenceModels()
 
     def __post_init__(self):
-        for name in self.models:
-            check_one_of(name, "models", MODEL_NAMES)
+        check_each_one_of(self.models, "models", MODEL_NAMES)
 
 
 PRESETS = make_presets(

@@ -11,7 +11,7 @@ import types
 from typing import Literal
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.validation import check_one_of
+from kerasmed.validation import check_each_one_of
 
 TITLE = "Paper 000: time-modulated LSTM on simulated longitudinal digit exams"
 NOTEBOOK = "notebooks/01_time_modulated_lstm.ipynb"
@@ -87,8 +87,7 @@ class TlstmConfig:
     models: tuple[str, ...] = tuple(SEQUENCE_MODELS)
 
     def __post_init__(self):
-        for name in self.models:
-            check_one_of(name, "models", tuple(SEQUENCE_MODELS))
+        check_each_one_of(self.models, "models", tuple(SEQUENCE_MODELS))
 
 
 PRESETS = make_presets(
