@@ -110,6 +110,15 @@ def _decode(path, kind):
         ) from error
 
 
+def read_manifest_csv(csv_path, image_root):
+    """`read_csv_rows` of a manifest whose relative paths start from `image_root` (None: the
+    CSV's folder); returns ``(csv_path, header, rows, root)``."""
+    csv_path = os.fspath(csv_path)
+    header, rows = read_csv_rows(csv_path)
+    root = os.fspath(image_root) if image_root is not None else os.path.dirname(csv_path)
+    return csv_path, header, rows, root
+
+
 def check_columns(path, header, required, need=""):
     """Raises ``ValueError`` naming the missing `required` columns (and `need`, what is needed)."""
     missing = [c for c in required if c not in header]

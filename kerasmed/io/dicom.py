@@ -236,7 +236,8 @@ def read_dicom_series(
         missing_positions: what to do when ImagePositionPatient/ImageOrientationPatient is
             missing: `"instance_number"` (default) orders slices by InstanceNumber, warns, and
             takes the z spacing from SpacingBetweenSlices or SliceThickness (1 mm if neither);
-            `"error"` raises a `ValueError`.
+            `"error"` raises a `ValueError`. InstanceNumbers that are not evenly spaced (a
+            slice may be missing) follow `allow_nonuniform`, as position gaps do.
         strict: if True (default), DICOM files that cannot be read raise a
             `kerasmed.io.LoadError` (a ``ValueError``) listing every one; if False they are
             left out, warned about and listed in ``Volume.report.problems``. Such files are:
@@ -360,19 +361,6 @@ def read_dicom_series(
                 f"{[path for path, ds in items if ds.get('InstanceNumber') is None][:5]}"
             )
         positions = np.asarray([float(ds.InstanceNumber) for _, ds in items])
-        steps = np.diff(np.sort(positions))
-        if steps.size and steps.min() > 0 and not np.all(steps == steps.min()):
-            description = (
-                f"InstanceNumbers are not evenly spaced ({np.sort(positions).astype(int).tolist()}): "
-                "slices may be missing"
-            )
-            if not allow_nonuniform:
-                raise ValueError(
-                    f"The series' {description}. Pass allow_nonuniform=True to read it anyway. "
-                    "Received: allow_nonuniform=False"
-                )
-            notes.append(description)
-            warnings.warn(f"Series {series_uid}: {description}", stacklevel=2)
         note = (
             "ImagePositionPatient/ImageOrientationPatient missing: slices ordered by "
             "InstanceNumber; `positions` are instance numbers, not millimetres"
@@ -398,12 +386,13 @@ def read_dicom_series(
     dy, dx = spacing_values if spacing_values else (1.0, 1.0)
     if not spacing_values:
         notes.append("PixelSpacing missing: in-plane spacing set to 1 mm")
-    if has_positions and gaps.size:
-        dz = float(np.median(gaps))
-        if not np.allclose(gaps, dz, rtol=_SPACING_RTOL, atol=_POSITION_ATOL):
+    if gaps.size:
+        median = float(np.median(gaps))
+        if not np.allclose(gaps, median, rtol=_SPACING_RTOL, atol=_POSITION_ATOL):
+            where = "mm" if has_positions else "(InstanceNumbers: slices may be missing)"
             description = (
-                f"non-uniform slice spacing: gaps range {gaps.min():g}-{gaps.max():g} mm "
-                f"(median {dz:g} mm) between positions {np.round(positions, 3).tolist()}"
+                f"non-uniform slice spacing: gaps range {gaps.min():g}-{gaps.max():g} {where} "
+                f"(median {median:g}) between positions {np.round(positions, 3).tolist()}"
             )
             if not allow_nonuniform:
                 raise ValueError(
@@ -412,6 +401,8 @@ def read_dicom_series(
                 )
             notes.append(description)
             warnings.warn(f"Series {series_uid}: {description}", stacklevel=2)
+    if has_positions and gaps.size:
+        dz = median
     else:
         dz, keyword = _slice_spacing_tag(first)
         if keyword is None:

@@ -28,7 +28,7 @@ import os
 import cv2
 import numpy as np
 
-from kerasmed.io._csv import check_columns, read_csv_rows
+from kerasmed.io._csv import check_columns, read_manifest_csv
 from kerasmed.io._dicom_tags import modality_lut
 from kerasmed.io.radiograph import _check_finite
 from kerasmed.io.report import LoadReport
@@ -183,9 +183,7 @@ def read_longitudinal_manifest(
     >>> m.ids, m.deltas[0].tolist(), m.report.skipped_rows
     (('p1',), [0.0, 9.0], [4])
     """
-    csv_path = os.fspath(csv_path)
-    header, csv_rows = read_csv_rows(csv_path)
-    root = os.fspath(image_root) if image_root is not None else os.path.dirname(csv_path)
+    csv_path, header, csv_rows, root = read_manifest_csv(csv_path, image_root)
     label_map = DEFAULT_LABEL_MAP if label_map is None else label_map
     label_map = {str(k).strip().lower(): float(v) for k, v in label_map.items()}
     columns = [patient_column, date_column, image_column]
