@@ -107,7 +107,7 @@ def _read_headers(paths, report):
                 "MediaStorageSOPClassUID"
             )
             kind = getattr(sop, "name", sop) if sop else "unknown SOP class"
-            if "Rows" in ds or "Columns" in ds or str(kind).endswith("Image Storage"):
+            if "Rows" in ds or "Columns" in ds or not sop or str(kind).endswith("Image Storage"):
                 report.add(f"an image ({kind}) without pixel data: truncated?", path=path)
                 continue
             report.ignore(f"DICOM file without pixel data ({kind})", path=path)
