@@ -62,7 +62,11 @@ def read_csv_rows(path, kind="manifest", delimiter=",", require_rows=True):
     rows = []
     try:
         reader = csv.reader(io.StringIO(_decode(path, kind), newline=""), delimiter=delimiter)
-        header = [h.strip() for h in next(reader, [])]
+        header = []
+        for fields in reader:  # the first line that is not blank
+            if any(f.strip() for f in fields):
+                header = [h.strip() for h in fields]
+                break
         for fields in reader:
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue  # blank line
