@@ -1,10 +1,10 @@
 """Hostile DICOM series for `kerasmed.io.read_dicom_series` (issue 13, groups 1-3).
 
-| group                               | cases |
-| ----------------------------------- | ----- |
-| 1 broken file inside a series       | 6 x 2 (strict, not strict) |
-| 2 degenerate geometry of one file   | 7     |
-| 2 series-level metadata             | 7     |
+| group                                         | cases |
+| --------------------------------------------- | ----- |
+| 1 broken file inside a series                 | 5 x 2 (strict, not strict) + 1 |
+| 2 degenerate geometry of one file             | 7     |
+| 2 rescale tags, spacing, gaps, MONOCHROME1    | 8     |
 """
 
 import os
