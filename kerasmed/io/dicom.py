@@ -12,10 +12,11 @@ import warnings
 
 import numpy as np
 import pydicom
-import pydicom.pixels
 from pydicom.errors import InvalidDicomError
 
+from kerasmed.io._dicom_tags import decode_all, geometry_problem, has_rescale, numbers
 from kerasmed.io.report import LoadReport
+from kerasmed.validation import check_one_of
 
 __all__ = ["Volume", "read_dicom_series"]
 
@@ -23,22 +24,6 @@ __all__ = ["Volume", "read_dicom_series"]
 _POSITION_ATOL = 1e-3
 _ORIENTATION_ATOL = 1e-4
 _SPACING_RTOL = 1e-2
-
-# Which pip packages decode which compressed transfer syntaxes (pydicom's pixel data handlers).
-_PLUGIN_HINTS = {
-    "1.2.840.10008.1.2.4.50": "pylibjpeg pylibjpeg-libjpeg",  # JPEG Baseline
-    "1.2.840.10008.1.2.4.51": "pylibjpeg pylibjpeg-libjpeg",  # JPEG Extended
-    "1.2.840.10008.1.2.4.57": "pylibjpeg pylibjpeg-libjpeg",  # JPEG Lossless
-    "1.2.840.10008.1.2.4.70": "pylibjpeg pylibjpeg-libjpeg",  # JPEG Lossless SV1
-    "1.2.840.10008.1.2.4.80": "pyjpegls",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.81": "pyjpegls",  # JPEG-LS Near-lossless
-    "1.2.840.10008.1.2.4.90": "pylibjpeg pylibjpeg-openjpeg",  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.4.91": "pylibjpeg pylibjpeg-openjpeg",  # JPEG 2000
-    "1.2.840.10008.1.2.4.201": "pylibjpeg pylibjpeg-openjpeg",  # HTJ2K Lossless
-    "1.2.840.10008.1.2.4.202": "pylibjpeg pylibjpeg-openjpeg",  # HTJ2K Lossless RPCL
-    "1.2.840.10008.1.2.4.203": "pylibjpeg pylibjpeg-openjpeg",  # HTJ2K
-    "1.2.840.10008.1.2.5": "pylibjpeg pylibjpeg-rle",  # RLE Lossless
-}
 
 
 @dataclasses.dataclass
@@ -102,10 +87,16 @@ def _read_headers(paths, report):
     datasets = []
     for path in paths:
         report.num_rows += 1
+        if os.path.getsize(path) == 0:
+            report.add("empty file (0 bytes)", path=path)
+            continue
         try:
             ds = pydicom.dcmread(path, defer_size="64 KB")
         except InvalidDicomError:
-            report.ignore("not a DICOM file", path=path)
+            if path.lower().endswith((".dcm", ".dicom")):
+                report.add("named as DICOM but not a DICOM file", path=path)
+            else:
+                report.ignore("not a DICOM file", path=path)
             continue
         except Exception as error:  # truncated or corrupt file
             reason = f"unreadable DICOM file ({type(error).__name__}: {error})"
@@ -116,10 +107,19 @@ def _read_headers(paths, report):
                 "MediaStorageSOPClassUID"
             )
             kind = getattr(sop, "name", sop) if sop else "unknown SOP class"
+            if "Rows" in ds or "Columns" in ds or not sop or str(kind).endswith("Image Storage"):
+                report.add(f"an image ({kind}) without pixel data: truncated?", path=path)
+                continue
             report.ignore(f"DICOM file without pixel data ({kind})", path=path)
             continue
         if "SeriesInstanceUID" not in ds:
             report.add("DICOM image without SeriesInstanceUID", path=path)
+            continue
+        reason = geometry_problem(ds)
+        if reason is None and ("Rows" not in ds or "Columns" not in ds):
+            reason = "DICOM image without Rows/Columns"
+        if reason:
+            report.add(reason, path=path)
             continue
         datasets.append((path, ds))
     return datasets
@@ -159,40 +159,48 @@ def _orientation(items):
     return row, col, normal / np.linalg.norm(normal)
 
 
-def _decode(path, ds):
-    """Pixel array of one file with the modality LUT applied, as float32."""
-    tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
-    try:
-        pixels = ds.pixel_array
-    except Exception as error:
-        if tsyntax is not None and tsyntax.is_compressed:
-            install = _PLUGIN_HINTS.get(str(tsyntax), "pylibjpeg pylibjpeg-libjpeg")
-            try:
-                missing = pydicom.pixels.get_decoder(tsyntax).missing_dependencies
-            except Exception:  # no decoder at all for this syntax
-                missing = []
-            detail = f" pydicom's plugins that are not installed: {missing}." if missing else ""
-            raise RuntimeError(
-                f"Cannot decode the pixel data of {path}: its transfer syntax is compressed "
-                f"({tsyntax.name}, {tsyntax}) and no installed pydicom plugin decoded it. "
-                f"Install a decoder, e.g. `pip install {install}` or `pip install python-gdcm`."
-                f"{detail} pydicom said: {error}"
-            ) from error
-        raise
-    if pixels.ndim != 2:
-        raise ValueError(
-            f"Only single-frame grayscale images can be stacked into a volume; {path} holds pixel "
-            f"data of another shape (multi-frame or color). Received: shape={pixels.shape}"
-        )
-    return pydicom.pixels.apply_modality_lut(pixels, ds).astype(np.float32)
-
-
 def _slice_spacing_tag(ds):
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         value = ds.get(keyword)
-        if value not in (None, ""):
+        if value not in (None, "") and np.isfinite(float(value)) and float(value) > 0:
             return float(value), keyword
     return 1.0, None
+
+
+def _pixel_spacing(ds):
+    values = numbers(ds, "PixelSpacing", 2)[0]
+    return None if values is None else tuple(float(v) for v in values)
+
+
+def _common(items, keyword, read, what):
+    """The one value of `read(ds)` over the series; ValueError listing the values if several."""
+    found = {}
+    for path, ds in items:
+        found.setdefault(read(ds), []).append(path)
+    if len(found) > 1:
+        listed = ", ".join(f"{v} ({len(p)} files, e.g. {p[0]})" for v, p in found.items())
+        raise ValueError(
+            f"The series mixes {what}, so it is not one volume. Received: {keyword} {listed}"
+        )
+    return next(iter(found))
+
+
+def _rescale_notes(items, modality, missing_rescale):
+    """Refuses (or notes, with ``missing_rescale='identity'``) CT files without a modality LUT."""
+    bare = [path for path, ds in items if not has_rescale(ds)]
+    if modality != "CT" or not bare:
+        return []
+    if missing_rescale == "error":
+        raise ValueError(
+            f"{len(bare)} CT file(s) have no RescaleSlope/RescaleIntercept (Type 1 in the CT "
+            f"Image Module), so their stored values are not known to be Hounsfield units, e.g. "
+            f"{bare[:3]}. Pass missing_rescale='identity' to read the stored values as HU "
+            "(slope 1, intercept 0). Received: missing_rescale='error'"
+        )
+    return [
+        f"RescaleSlope/RescaleIntercept missing in {len(bare)} CT file(s): stored values "
+        "taken as HU (slope 1, intercept 0)"
+    ]
 
 
 def read_dicom_series(
@@ -202,6 +210,7 @@ def read_dicom_series(
     allow_nonuniform=False,
     missing_positions="instance_number",
     strict=True,
+    missing_rescale="error",
 ):
     """Reads one DICOM series from a folder into a `Volume` of shape (Z, Y, X) in HU.
 
@@ -227,10 +236,22 @@ def read_dicom_series(
         missing_positions: what to do when ImagePositionPatient/ImageOrientationPatient is
             missing: `"instance_number"` (default) orders slices by InstanceNumber, warns, and
             takes the z spacing from SpacingBetweenSlices or SliceThickness (1 mm if neither);
-            `"error"` raises a `ValueError`.
+            `"error"` raises a `ValueError`. InstanceNumbers that are not evenly spaced (a
+            slice may be missing) follow `allow_nonuniform`, as position gaps do.
         strict: if True (default), DICOM files that cannot be read raise a
             `kerasmed.io.LoadError` (a ``ValueError``) listing every one; if False they are
-            left out, warned about and listed in ``Volume.report.problems``.
+            left out, warned about and listed in ``Volume.report.problems``. Such files are:
+            empty, truncated (image attributes without pixel data, or pixel data shorter than
+            Rows x Columns), a ``.dcm`` file that is not DICOM, malformed or degenerate
+            geometry (an ImageOrientationPatient that is not two unit vectors at right angles,
+            NaN in ImagePositionPatient, a PixelSpacing that is not two positive numbers), a
+            RescaleSlope of 0 or a non-finite rescale value. A slice left out leaves a gap
+            that the spacing check reports.
+        missing_rescale: what to do with CT files without RescaleSlope/RescaleIntercept (Type 1
+            in the CT Image Module, so their stored values are not known to be HU): ``"error"``
+            (default) raises a ``ValueError`` naming them; ``"identity"`` reads the stored
+            values as HU (slope 1, intercept 0) and says so in `Volume.notes`. Other
+            modalities (MR...) without them get the standard's identity, without a note.
 
     Returns:
         A `Volume` with `array` (Z, Y, X) float32, `spacing` (z, y, x) in mm, `positions`,
@@ -258,6 +279,7 @@ def read_dicom_series(
         DICOM PS3.3 C.7.6.2 (Image Plane Module); Patel et al., "Intracerebral Haemorrhage
         Segmentation in Non-Contrast CT", IEEE Access 2019 (the volumes read here).
     """
+    check_one_of(missing_rescale, "missing_rescale", ("error", "identity"))
     if missing_positions not in ("instance_number", "error"):
         raise ValueError(
             "`missing_positions` must be 'instance_number' or 'error'. "
@@ -298,16 +320,25 @@ def read_dicom_series(
     if strict:
         report.check("file(s)")  # before any pixel data is decoded
 
-    sizes = {}
-    for path, ds in items:
-        sizes.setdefault((int(ds.Rows), int(ds.Columns)), []).append(path)
-    if len(sizes) > 1:
-        found = ", ".join(f"{r}x{c} ({len(p)} files, e.g. {p[0]})" for (r, c), p in sizes.items())
-        raise ValueError(
-            f"The series mixes image sizes, so it is not one volume. Received: rows x columns {found}"
-        )
+    _common(items, "rows x columns", lambda ds: f"{int(ds.Rows)}x{int(ds.Columns)}", "image sizes")
 
-    notes = []
+    first = items[0][1]
+    spacing_values = _common(items, "PixelSpacing", _pixel_spacing, "pixel spacings")
+    notes = _rescale_notes(items, first.get("Modality"), missing_rescale)
+    arrays = decode_all(items, report)
+    if strict:
+        report.check("file(s)")
+    items = [(path, ds) for path, ds in items if path in arrays]
+    if not items:
+        report.warn("file(s)", stacklevel=2)
+        raise ValueError(
+            f"No DICOM slice of the series could be decoded. Received: directory={directory!r}"
+        )
+    if str(first.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        notes.append(
+            "PhotometricInterpretation MONOCHROME1: values are the modality LUT's output, not "
+            "inverted (MONOCHROME1 only says how to display them)"
+        )
     geometry = _orientation(items)
     has_positions = geometry is not None and all(
         ds.get("ImagePositionPatient") is not None for _, ds in items
@@ -352,16 +383,16 @@ def read_dicom_series(
         )
 
     first = items[0][1]
-    pixel_spacing = first.get("PixelSpacing")
-    dy, dx = (float(pixel_spacing[0]), float(pixel_spacing[1])) if pixel_spacing else (1.0, 1.0)
-    if not pixel_spacing:
+    dy, dx = spacing_values if spacing_values else (1.0, 1.0)
+    if not spacing_values:
         notes.append("PixelSpacing missing: in-plane spacing set to 1 mm")
-    if has_positions and gaps.size:
-        dz = float(np.median(gaps))
-        if not np.allclose(gaps, dz, rtol=_SPACING_RTOL, atol=_POSITION_ATOL):
+    if gaps.size:
+        median = float(np.median(gaps))
+        if not np.allclose(gaps, median, rtol=_SPACING_RTOL, atol=_POSITION_ATOL):
+            where = "mm" if has_positions else "(InstanceNumbers: slices may be missing)"
             description = (
-                f"non-uniform slice spacing: gaps range {gaps.min():g}-{gaps.max():g} mm "
-                f"(median {dz:g} mm) between positions {np.round(positions, 3).tolist()}"
+                f"non-uniform slice spacing: gaps range {gaps.min():g}-{gaps.max():g} {where} "
+                f"(median {median:g}) between positions {np.round(positions, 3).tolist()}"
             )
             if not allow_nonuniform:
                 raise ValueError(
@@ -370,12 +401,16 @@ def read_dicom_series(
                 )
             notes.append(description)
             warnings.warn(f"Series {series_uid}: {description}", stacklevel=2)
+    if has_positions and gaps.size:
+        dz = median
     else:
         dz, keyword = _slice_spacing_tag(first)
         if keyword is None:
-            notes.append("z spacing unknown: set to 1 mm")
+            notes.append(
+                "z spacing unknown (no positive SpacingBetweenSlices/SliceThickness): set to 1 mm"
+            )
 
-    array = np.stack([_decode(path, ds) for path, ds in items])
+    array = np.stack([arrays[path] for path in files])
 
     affine = None
     if has_positions:

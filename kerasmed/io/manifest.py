@@ -28,7 +28,9 @@ import os
 import cv2
 import numpy as np
 
-from kerasmed.io._csv import check_columns, read_csv_rows
+from kerasmed.io._csv import check_columns, read_manifest_csv
+from kerasmed.io._dicom_tags import modality_lut
+from kerasmed.io.radiograph import _check_finite
 from kerasmed.io.report import LoadReport
 from kerasmed.io.sequences import (  # noqa: F401  (re-exported: the manifest's output format)
     LongitudinalSequences,
@@ -87,6 +89,8 @@ def _parse_date(value, date_format):
         parsed = datetime.datetime.fromisoformat(value)
     except ValueError:
         parsed = datetime.datetime.strptime(value, "%Y%m%d")  # DICOM StudyDate
+    if parsed.tzinfo is not None:  # a time-zone offset: compare the exams in UTC
+        parsed = parsed.astimezone(datetime.timezone.utc)
     return parsed.replace(tzinfo=None)
 
 
@@ -143,7 +147,10 @@ def read_longitudinal_manifest(
             the patient, date, image and split columns, in header order.
         image_root: folder that relative image paths start from; ``None`` uses the CSV's folder.
         date_format: a ``datetime.strptime`` format such as ``"%d/%m/%Y"``; ``None`` accepts
-            ISO 8601 dates (``2012-03-04``, ``2012-03-04T10:30``) and DICOM ``20120304``.
+            ISO 8601 dates (``2012-03-04``, ``2012-03-04T10:30``; with a time-zone offset,
+            ``2012-03-04T10:30+02:00``, they are converted to UTC, dates without one are
+            taken as they are) and DICOM ``20120304``. Two exams of one patient at the same
+            date and time are a problem (the second names the first's row).
         strict: if True (default), any unusable row raises a `kerasmed.io.LoadError` (a
             ``ValueError``) listing every one; if False they are skipped, warned about and
             listed in ``manifest.report``.
@@ -176,9 +183,7 @@ def read_longitudinal_manifest(
     >>> m.ids, m.deltas[0].tolist(), m.report.skipped_rows
     (('p1',), [0.0, 9.0], [4])
     """
-    csv_path = os.fspath(csv_path)
-    header, csv_rows = read_csv_rows(csv_path)
-    root = os.fspath(image_root) if image_root is not None else os.path.dirname(csv_path)
+    csv_path, header, csv_rows, root = read_manifest_csv(csv_path, image_root)
     label_map = DEFAULT_LABEL_MAP if label_map is None else label_map
     label_map = {str(k).strip().lower(): float(v) for k, v in label_map.items()}
     columns = [patient_column, date_column, image_column]
@@ -192,6 +197,7 @@ def read_longitudinal_manifest(
         columns.append(split_column)
     report = LoadReport(source=csv_path)
     exams, splits = {}, {}  # patient -> list of (date, row, path, labels); patient -> split
+    dates_seen = {}  # (patient, date) -> first row
     for row in csv_rows:
         report.num_rows += 1
         exam, faults = _parse_exam(
@@ -201,6 +207,11 @@ def read_longitudinal_manifest(
         if reason:
             faults.insert(0, (reason, {}))
         patient, split = row.cells[patient_column], row.cells.get(split_column, "")
+        if exam[0] is not None and patient:
+            first = dates_seen.setdefault((patient, exam[0]), row.line)
+            if first != row.line:
+                reason = f"duplicate {date_column} of patient {patient!r} (first at row {first})"
+                faults.append((reason, {"column": date_column, "value": row.cells[date_column]}))
         if split and patient in splits and split != splits[patient]:
             reason = f"patient {patient!r} is already in split {splits[patient]!r}"
             faults.append((reason, {"column": split_column, "value": split}))
@@ -234,6 +245,26 @@ def read_longitudinal_manifest(
     )
 
 
+def _read_dicom_exam(path):
+    """The modality and VOI LUTs of a single-frame DICOM file, float32, and its dataset."""
+    import pydicom
+    from pydicom.pixels import apply_voi_lut
+
+    try:
+        ds = pydicom.dcmread(path)
+        image = apply_voi_lut(modality_lut(ds.pixel_array, ds), ds).astype("float32")
+    except Exception as error:  # not DICOM, truncated, no pixel data, RescaleSlope 0...
+        raise ValueError(
+            f"cannot read the DICOM file {path} ({type(error).__name__}: {error}). "
+            f"Received: path={path!r}"
+        ) from error
+    if image.ndim != 2:
+        raise ValueError(
+            f"Expected a single-frame grey DICOM image in {path}. Received: shape={image.shape}"
+        )
+    return image, ds
+
+
 def read_exam_image(path, image_size=None):
     """Reads one exam as a grey-level float32 image in ``[0, 1]``, optionally resized.
 
@@ -252,21 +283,14 @@ def read_exam_image(path, image_size=None):
 
     Raises:
         FileNotFoundError: if `path` does not exist.
-        ValueError: if the file cannot be decoded as a 2-D image.
+        ValueError: if the file cannot be decoded as a 2-D image (the message names it), or
+            has NaN or infinite pixels.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such image file: {path}")
     if path.lower().endswith(".dcm"):
-        import pydicom
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-        ds = pydicom.dcmread(path)
-        image = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds).astype("float32")
-        if image.ndim != 2:
-            raise ValueError(
-                f"Expected a single-frame grey DICOM image in {path}. Received: shape={image.shape}"
-            )
+        image, ds = _read_dicom_exam(path)
         if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
             image = image.max() - image
         low, high = float(image.min()), float(image.max())
@@ -279,6 +303,7 @@ def read_exam_image(path, image_size=None):
             raw = cv2.cvtColor(raw[..., :3], cv2.COLOR_BGR2GRAY)
         scale = np.iinfo(raw.dtype).max if np.issubdtype(raw.dtype, np.integer) else 1.0
         image = raw.astype("float32") / np.float32(scale)
+        _check_finite(image, path)
     if image_size is not None:
         image = resize_slices(image[None], check_int_tuple(image_size, "image_size", 2), "area")[0]
     return np.clip(image, 0.0, 1.0).astype("float32")

@@ -1,6 +1,7 @@
 """Reading a NIfTI file into a (Z, Y, X) `Volume` in canonical RAS+ orientation."""
 
 import os
+import warnings
 
 import nibabel
 import numpy as np
@@ -35,9 +36,16 @@ def read_nifti(path):
         first voxel projected on that axis' unit vector), `files` = [path], `affine` (the
         canonical image's affine: voxel (x, y, z, 1) to RAS+ mm) and `series_uid=None`.
 
+    Voxels that are NaN or infinite are kept (some tools write NaN backgrounds), counted in
+    `Volume.notes` and warned about, with the file's name; `kerasmed.preprocessing.zscore_nonzero`
+    refuses them.
+
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: the image is not 3D.
+        ValueError: the file cannot be read as NIfTI (empty, truncated, not NIfTI: the message
+            names it and gives nibabel's reason), the image is not 3D, or its affine holds a
+            NaN / infinite value or is singular (an axis of zero length), or its voxel sizes
+            are not positive.
 
     Example:
 
@@ -55,17 +63,38 @@ def read_nifti(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"NIfTI file not found: {path}")
-    image = nibabel.load(path)
+    try:
+        image = nibabel.load(path)
+    except Exception as error:  # nibabel's ImageFileError, gzip / OS errors
+        raise _unreadable(path, error) from error
     if image.ndim == 4 and image.shape[3] == 1:
         image = image.slicer[..., 0]
     if image.ndim != 3:
         raise ValueError(
             f"read_nifti reads 3D images; {path} has shape {image.shape}. Received: path={path!r}"
         )
+    matrix = np.asarray(image.affine, dtype=np.float64)
+    if not np.isfinite(matrix).all() or abs(np.linalg.det(matrix[:3, :3])) < 1e-12:
+        raise ValueError(
+            f"{path} has a degenerate affine (NaN / infinite values, or an axis of zero length), "
+            f"so its voxels have no position. Received: affine={np.round(matrix, 4).tolist()}"
+        )
     canonical = nibabel.as_closest_canonical(image)
-    data = canonical.get_fdata(dtype=np.float32)
+    try:
+        data = canonical.get_fdata(dtype=np.float32)
+    except Exception as error:  # truncated data, bad compression
+        raise _unreadable(path, error) from error
     array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
     zooms = [float(z) for z in canonical.header.get_zooms()[:3]]
+    if not all(np.isfinite(z) and z > 0 for z in zooms):
+        raise ValueError(
+            f"{path} has voxel sizes that are not positive (pixdim). Received: zooms={zooms}"
+        )
+    notes = []
+    bad = int(data.size - np.isfinite(data).sum())
+    if bad:
+        notes.append(f"{bad} voxel(s) of {path} are NaN or infinite")
+        warnings.warn(notes[-1], stacklevel=2)
     affine = np.asarray(canonical.affine, dtype=np.float64)
     axis = affine[:3, 2]
     norm = np.linalg.norm(axis)
@@ -80,5 +109,12 @@ def read_nifti(path):
         files=[path],
         affine=affine,
         modality=None,
-        notes=[],
+        notes=notes,
+    )
+
+
+def _unreadable(path, error):
+    return ValueError(
+        f"cannot read the NIfTI file {path} ({type(error).__name__}: {error}). "
+        f"Received: path={path!r}"
     )

@@ -22,6 +22,7 @@ import os
 import cv2
 import numpy as np
 
+from kerasmed.io._dicom_tags import rescale
 from kerasmed.validation import check_one_of
 
 __all__ = ["read_radiograph"]
@@ -39,6 +40,14 @@ def _is_dicom(path):
 
 def _unreadable(path, why):
     return ValueError(f"cannot read the radiograph {path}: {why}. Received: path={path!r}")
+
+
+def _check_finite(image, path):
+    """Refuses an image with NaN or infinite pixels (float TIFF, DICOM float pixel data)."""
+    if image.dtype.kind == "f":
+        bad = int(image.size - np.isfinite(image).sum())
+        if bad:
+            raise _unreadable(path, f"{bad} pixel(s) are NaN or infinite")
 
 
 def _smallest_integer_dtype(low, high):
@@ -71,8 +80,10 @@ def _read_dicom(path, notes):
     bits = int(ds.get("BitsStored", pixels.dtype.itemsize * 8))
     signed = int(ds.get("PixelRepresentation", 0)) == 1
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    try:
+        slope, intercept = rescale(ds)  # the standard's 1 and 0 when absent; 0 is refused
+    except ValueError as error:
+        raise _unreadable(path, error) from error
     identity = slope == 1 and intercept == 0 and "ModalityLUTSequence" not in ds
     if identity:
         image = pixels
@@ -121,7 +132,8 @@ def read_radiograph(path, colour="grey", return_notes=False):
     Raises:
         FileNotFoundError: `path` is not a file.
         ValueError: the file cannot be decoded (the message names it and says why), is not
-            a single 2-D image, or is colour with ``colour="error"``.
+            a single 2-D image, has NaN or infinite pixels, a RescaleSlope of 0 or a
+            non-finite rescale value, or is colour with ``colour="error"``.
 
     Example:
 
@@ -163,4 +175,5 @@ def read_radiograph(path, colour="grey", return_notes=False):
         notes.append(note)
     if image.ndim != 2 or 0 in image.shape:
         raise _unreadable(path, f"an image of shape {image.shape}, not a 2-D radiograph")
+    _check_finite(image, path)
     return (image, notes) if return_notes else image

@@ -32,7 +32,7 @@ import os
 
 import numpy as np
 
-from kerasmed.io._csv import check_columns, read_csv_rows
+from kerasmed.io._csv import check_columns, read_manifest_csv
 from kerasmed.io.report import LoadReport
 
 __all__ = ["SegmentationManifest", "read_segmentation_manifest"]
@@ -232,12 +232,10 @@ def read_segmentation_manifest(
     >>> [p is None for p in m.label_paths[0]]
     [False, True]
     """
-    csv_path = os.fspath(csv_path)
-    header, rows = read_csv_rows(csv_path)
+    csv_path, header, rows, root = read_manifest_csv(csv_path, image_root)
     columns = _manifest_columns(
         csv_path, header, image_columns, label_column, subject_column, timepoint_column
     )
-    root = os.fspath(image_root) if image_root is not None else os.path.dirname(csv_path)
     report = LoadReport(source=csv_path)
     items = {}  # subject -> {timepoint: (row, image paths, label path)}
     num_channels = None

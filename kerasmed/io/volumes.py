@@ -342,7 +342,7 @@ def load_volume_set(
     size = None if slice_size is None else check_int_tuple(slice_size, "slice_size", 2)
     directory = Path(directory)
     labels_path = _labels_file(directory)
-    header, rows = read_csv_rows(labels_path, "labels")
+    header, rows = read_csv_rows(labels_path, "labels", require_rows=False)
     check_columns(labels_path, header, CSV_COLUMNS)
     report = LoadReport(str(labels_path))
     volumes, seen = _read_volumes(directory, rows, header, report, max_volumes, size, interpolation)

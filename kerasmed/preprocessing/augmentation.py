@@ -15,6 +15,8 @@ with `cval` (e.g. -1024 HU, or 0 after windowing) for a fixed background instead
 import numpy as np
 import scipy.ndimage
 
+from kerasmed.preprocessing.intensity import check_finite
+
 __all__ = ["rotate_image", "mirror_image", "shift_image", "augment_paper", "PAPER_OPS"]
 
 PAPER_OPS = ("none", "rotate", "mirror", "shift")
@@ -60,6 +62,9 @@ def rotate_image(array, angle, axes=(-2, -1), order=1, mode="nearest", cval=0.0)
     plane = _normalize_axes(axes, array.ndim)
     if len(plane) != 2:
         raise ValueError(f"`axes` must name exactly two axes. Received: axes={axes}")
+    if not np.isfinite(angle):
+        raise ValueError(f"`angle` must be a finite number of degrees. Received: angle={angle}")
+    check_finite(array, "array", "the neighbouring voxels of the rotated image")
     return scipy.ndimage.rotate(
         array, angle, axes=plane, reshape=False, order=order, mode=mode, cval=cval
     )
@@ -113,6 +118,9 @@ def shift_image(array, shift, axes=(-2, -1), order=1, mode="nearest", cval=0.0):
         raise ValueError(
             f"`shift` needs one value per axis in axes={axes}. Received: shift={shift.tolist()}"
         )
+    if not np.isfinite(shift).all():
+        raise ValueError(f"`shift` must be finite. Received: shift={shift.tolist()}")
+    check_finite(array, "array", "the neighbouring voxels of the shifted image")
     full = np.zeros(array.ndim)
     full[list(axes)] = shift
     return scipy.ndimage.shift(array, full, order=order, mode=mode, cval=cval)
@@ -171,7 +179,7 @@ def augment_paper(
     """
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"`rng` must be a numpy.random.Generator. Received: rng={rng!r}")
-    if max_angle < 0 or max_shift < 0:
+    if not (np.isfinite(max_angle) and np.isfinite(max_shift)) or max_angle < 0 or max_shift < 0:
         raise ValueError(
             f"`max_angle` and `max_shift` must be >= 0. Received: max_angle={max_angle}, "
             f"max_shift={max_shift}"

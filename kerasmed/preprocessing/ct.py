@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from kerasmed.preprocessing.intensity import check_finite
+
 __all__ = ["WINDOWS", "window_hu", "max_filter_downsample"]
 
 # Common CT display windows, in Hounsfield units: `window_hu(volume, **WINDOWS["subdural"])`.
@@ -28,6 +30,9 @@ def window_hu(volume, center=40.0, width=80.0, out_range=(0.0, 1.0)):
         width: window width in HU, > 0. Default 80 (brain window).
         out_range: (low, high) output values, low < high.
 
+    Raises:
+        ValueError: `volume` holds NaN or infinite values, or `center` / `width` is not finite.
+
     Returns:
         float32 array of the same shape, in `out_range`.
 
@@ -38,14 +43,17 @@ def window_hu(volume, center=40.0, width=80.0, out_range=(0.0, 1.0)):
     >>> window_hu(np.array([-1000.0, 600.0]), **WINDOWS["bone"], out_range=(-1, 1))
     array([-1.,  0.], dtype=float32)
     """
-    if not width > 0:
-        raise ValueError(f"`width` must be positive. Received: width={width}")
+    if not (np.isfinite(width) and width > 0):
+        raise ValueError(f"`width` must be positive and finite. Received: width={width}")
+    if not np.isfinite(center):
+        raise ValueError(f"`center` must be finite. Received: center={center}")
     low, high = (float(v) for v in out_range)
     if not low < high:
         raise ValueError(
             f"`out_range` must be (low, high) with low < high. Received: out_range={out_range}"
         )
     volume = np.asarray(volume, dtype=np.float32)
+    check_finite(volume, "volume", "the windowed output (NaN is no window value)")
     lower = center - width / 2.0
     scaled = (volume - np.float32(lower)) / np.float32(width)
     return (np.clip(scaled, 0.0, 1.0) * (high - low) + low).astype(np.float32)

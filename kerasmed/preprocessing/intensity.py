@@ -9,7 +9,34 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["zscore_nonzero"]
+__all__ = ["check_finite", "zscore_nonzero"]
+
+
+def check_finite(array, name, spread="every voxel"):
+    """Raises ``ValueError`` when the float `array` holds NaN or infinite values.
+
+    Used where a NaN would spread (a mean over a volume, an interpolation) rather than stay
+    in its voxel.
+
+    Args:
+        array: a NumPy array (integer arrays are always finite).
+        name: the argument's name, for the message.
+        spread: what the NaN would reach, for the message.
+
+    Example:
+
+    >>> check_finite(np.array([0.0, np.nan]), "volume")
+    Traceback (most recent call last):
+    ...
+    ValueError: `volume` holds NaN or infinite values, which would spread to every voxel. Received: volume with 1 non-finite value(s) of 2
+    """
+    if array.dtype.kind in "fc":
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise ValueError(
+                f"`{name}` holds NaN or infinite values, which would spread to {spread}. "
+                f"Received: {name} with {bad} non-finite value(s) of {array.size}"
+            )
 
 
 def zscore_nonzero(volume):
@@ -35,12 +62,9 @@ def zscore_nonzero(volume):
     [0.0, -1.0, 1.0, 0.0]
     """
     volume = np.asarray(volume)
-    finite = np.isfinite(volume)
-    if not finite.all():
-        raise ValueError(
-            "`volume` holds NaN or infinite values, which would spread to every voxel. "
-            f"Received: volume with {int(volume.size - finite.sum())} non-finite voxel(s)"
-        )
+    if volume.dtype.kind not in "biufc":
+        raise ValueError(f"`volume` must be numeric. Received: volume.dtype={volume.dtype}")
+    check_finite(volume, "volume")
     mask = volume != 0
     out = np.zeros(volume.shape, dtype="float32")
     if mask.any():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from kerasmed.preprocessing.intensity import check_finite
 from kerasmed.validation import check_int_tuple, check_one_of
 
 __all__ = ["INTERPOLATIONS", "resize_slices"]
@@ -30,6 +31,10 @@ def resize_slices(slices, size, interpolation="linear"):
     Returns:
         ``(N, height, width)`` or ``(N, height, width, C)``, of the input's type.
 
+    Raises:
+        ValueError: a bad `size` or `interpolation`, another shape or type, or NaN / infinite
+            values (the interpolation would spread them to their neighbours).
+
     Example:
 
     >>> labels = np.array([[[0, 1], [2, 3]]], dtype="int16")  # one 2x2 slice
@@ -50,6 +55,7 @@ def resize_slices(slices, size, interpolation="linear"):
             f"`slices` must be of type {', '.join(_DTYPES)} (OpenCV). "
             f"Received: slices.dtype={slices.dtype}"
         )
+    check_finite(slices, "slices", "the neighbouring pixels of each resized slice")
     out = np.empty((len(slices), height, width, *slices.shape[3:]), dtype=slices.dtype)
     for i, image in enumerate(slices):
         out[i] = cv2.resize(image, (width, height), interpolation=flag).reshape(out.shape[1:])

@@ -4,15 +4,14 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
+from io_dicom_files import image_dataset  # tests/io/io_dicom_files.py
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEGLosslessSV1,
-    generate_uid,
 )
 
 from kerasmed.io import LoadError
@@ -37,15 +36,8 @@ def write_slice(
     description="test series",
 ):
     """Writes one CT slice (int16 pixels) with pydicom."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = transfer_syntax
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CT"
+    pixels = np.asarray(pixels, dtype=np.int16)
+    ds = image_dataset(CTImageStorage, "CT", pixels, transfer_syntax=transfer_syntax)
     ds.SeriesInstanceUID = series_uid
     ds.SeriesDescription = description
     ds.InstanceNumber = instance
@@ -56,17 +48,8 @@ def write_slice(
     ds.SliceThickness = 3.0
     ds.RescaleSlope = slope
     ds.RescaleIntercept = intercept
-    pixels = np.asarray(pixels, dtype=np.int16)
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
     if transfer_syntax.is_compressed:
         ds.PixelData = encapsulate([b"\xff\xd8\xff\xc3not really a jpeg\xff\xd9"])
-    else:
-        ds.PixelData = pixels.tobytes()
     ds.save_as(path, enforce_file_format=True)
 
 

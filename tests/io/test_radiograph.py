@@ -6,9 +6,8 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
+from io_dicom_files import image_dataset  # tests/io/io_dicom_files.py
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from kerasmed.io import read_radiograph
 
@@ -24,23 +23,10 @@ def _existing(name):
 
 def write_cr(path, pixels, photometric="MONOCHROME1", bits_stored=12, slope=None, intercept=None):
     """Writes a computed-radiography DICOM file with unsigned pixels."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CR_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CR_STORAGE, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CR"
     pixels = np.asarray(pixels, dtype=np.uint16)
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
-    ds.PixelRepresentation = 0
+    ds = image_dataset(CR_STORAGE, "CR", pixels, photometric, bits_stored)
     if slope is not None:
         ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = slope, intercept, "US"
-    ds.PixelData = pixels.tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
 
