@@ -157,7 +157,9 @@ class ValidationScore(keras.callbacks.Callback):
     def __init__(self, score, name="val_score"):
         super().__init__()
         if not callable(score):
-            raise ValueError(f"`score` must be a callable model -> float. Received: score={score!r}")
+            raise ValueError(
+                f"`score` must be a callable model -> float. Received: score={score!r}"
+            )
         self.score, self.name = score, name
 
     def on_epoch_end(self, epoch, logs=None):

@@ -29,7 +29,6 @@ import time
 
 import cv2
 import keras
-import matplotlib.figure
 import numpy as np
 import sklearn.model_selection
 
@@ -41,8 +40,14 @@ from kerasmed.data import (
     simulate_chest_ct,
     to_8bit_slices,
 )
-from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
+from kerasmed.experiments.common import logger, progress, resolve_config
 from kerasmed.experiments.presets.two_step import PRESETS, TwoStepConfig
+from kerasmed.experiments.two_step_figures import (
+    plot_draw_spread,
+    plot_embedding_matrix,
+    plot_lung_window,
+    save_figures,
+)
 from kerasmed.metrics import binary_report, macro_f1, roc_auc_ci
 from kerasmed.models import (
     build_slice_embedder,
@@ -243,7 +248,10 @@ def train_slice_cnn(data, config, seed=0, verbose=True, validation=None):
         train["slices"], train["windows"], train["labels"], scans_per_batch=config.scans_per_batch,
         slices_per_scan=config.slices_per_scan, channels=config.channels, seed=seed,
     )  # fmt: skip
-    callbacks, best = progress("step 1: 2D CNN", verbose, ("loss", "accuracy", "val_macro_f1")), None
+    callbacks, best = (
+        progress("step 1: 2D CNN", verbose, ("loss", "accuracy", "val_macro_f1")),
+        None,
+    )
     if config.cnn_precise_bn:  # 8 window slices of every training scan, a fresh draw per epoch
         callbacks.insert(0, PreciseBatchNorm(lambda epoch: WindowSliceDataset(
             train["slices"], train["windows"], train["labels"], len(train["labels"]),
@@ -465,58 +473,3 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
         "test_probabilities": {name: np.asarray(p).tolist() for name, p in probabilities.items()},
         "test_labels": labels.tolist(),
     }
-
-
-def plot_lung_window(selection, title="Lung area per slice and the chosen window"):
-    """The per-slice lung area (Eq. 3) with the selected window shaded (Eq. 4)."""
-    figure = matplotlib.figure.Figure(figsize=(6, 3), layout="constrained")
-    ax = figure.subplots()
-    ax.plot(selection.areas, color="C0", label="lung area")
-    ax.axvspan(selection.start - 0.5, selection.stop - 0.5, color="C1", alpha=0.3,
-               label=f"window {selection.start}-{selection.stop - 1} ({selection.rule})")  # fmt: skip
-    ax.set(xlabel="slice", ylabel="lung pixels", title=title)
-    ax.legend(loc="upper right", fontsize=8)
-    return figure
-
-
-def plot_embedding_matrix(embeddings, num_slices, seed=0, title=None):
-    """One scan's sorted sampled embeddings as the image the Swin head reads."""
-    idx = sample_sequence_slices(len(embeddings), num_slices, np.random.default_rng(seed))
-    figure = matplotlib.figure.Figure(figsize=(4, 4), layout="constrained")
-    ax = figure.subplots()
-    image = ax.imshow(embeddings[idx], aspect="auto", cmap="viridis")
-    figure.colorbar(image, ax=ax)
-    ax.set(xlabel="embedding dimension", ylabel="sampled slice (sorted)",
-           title=title or f"{num_slices} x {embeddings.shape[1]} embedding matrix")  # fmt: skip
-    return figure
-
-
-def plot_draw_spread(spread, models, mean_draws=(10, 50)):
-    """Histogram of single-draw macro-F1 with the Mean-N scores marked."""
-    figure = matplotlib.figure.Figure(figsize=(6, 3), layout="constrained")
-    ax = figure.subplots()
-    ax.hist(spread, bins=min(15, max(3, len(spread) // 3)), color="C0", alpha=0.7,
-            label=f"{len(spread)} single draws")  # fmt: skip
-    for i, n in enumerate(mean_draws):
-        value = models[f"cnn_2d_mean{n}"]["macro_f1"]
-        ax.axvline(value, color=f"C{i + 1}", label=f"Mean-{n}: {value:.3f}")
-    ax.set(
-        xlabel="macro-F1 (test)", ylabel="draws", title="2D CNN: one draw of 16 slices vs Mean-N"
-    )
-    ax.legend(fontsize=8)
-    return figure
-
-
-def save_figures(out, data, test_embeddings, labels, spread, models, config):
-    """Writes ``lung_window.png``, ``embedding_matrix.png`` and ``draw_spread.png`` to `out`."""
-    positive = int(np.flatnonzero(labels == 1)[0])
-    write_figures(
-        out,
-        {
-            "lung_window.png": plot_lung_window(data["test"]["windows"][positive]),
-            "embedding_matrix.png": plot_embedding_matrix(
-                test_embeddings[positive], config.swin_slices
-            ),
-            "draw_spread.png": plot_draw_spread(spread, models, config.mean_draws),
-        },
-    )

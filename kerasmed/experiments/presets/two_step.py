@@ -42,8 +42,7 @@ class TwoStepConfig:
         embedding_dim: width of the slice embedding (the paper's 224).
         cnn_dropout: dropout after pooling (the authors' 0.3).
         cnn_bn_momentum: momentum of the backbone's BatchNormalization moving statistics;
-            ``None`` keeps the backbone's (0.99). With 0.99 the statistics of a run of ~60 steps
-            are still half their initial values, and every test scan gets the same probability.
+            ``None`` keeps the backbone's (0.99; irrelevant with `cnn_precise_bn`).
         cnn_precise_bn: after every epoch, re-estimate the CNN's BatchNormalization statistics
             on 8 window slices of every training scan (`kerasmed.callbacks.PreciseBatchNorm`).
             Batches of 8 scans x 16 similar slices have statistics far from the population's,
@@ -130,7 +129,7 @@ class TwoStepConfig:
 
 
 PRESETS = make_presets(
-    Preset("quick", TwoStepConfig(), runtime="~2 min", hardware="a 2-core CPU"),
+    Preset("quick", TwoStepConfig(), runtime="~2-4 min", hardware="a 2-core CPU"),
     Preset(
         "paper",
         TwoStepConfig(
@@ -145,7 +144,6 @@ PRESETS = make_presets(
             backbone="efficientnet_b3",
             backbone_weights="imagenet",
             embedding_dim=224,
-            cnn_bn_momentum=None,
             cnn_precise_bn=False,
             cnn_learning_rate=1e-4,
             cnn_epochs=50,
