@@ -270,17 +270,12 @@ def simulate_chest_ct(
     ((29, 64, 64), dtype('float32'), 'list')
     """
     num_scans = check_positive_int(num_scans, "num_scans")
-    slice_size = check_positive_int(slice_size, "slice_size")
-    if slice_size < 32:
+    for name, value, low in (("slice_size", slice_size, 32), ("min_slices", min_slices, 4)):
+        if check_positive_int(value, name) < low:
+            raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value}")
+    if check_positive_int(max_slices, "max_slices") < min_slices:
         raise ValueError(
-            f"`slice_size` must be an integer >= 32. Received: slice_size={slice_size}"
-        )
-    min_slices = check_positive_int(min_slices, "min_slices")
-    max_slices = check_positive_int(max_slices, "max_slices")
-    if not 4 <= min_slices <= max_slices:
-        raise ValueError(
-            "`min_slices` and `max_slices` must satisfy 4 <= min_slices <= max_slices. "
-            f"Received: min_slices={min_slices}, max_slices={max_slices}"
+            f"`max_slices` must be >= min_slices = {min_slices}. Received: max_slices={max_slices}"
         )
     positive_fraction = check_rate(positive_fraction, "positive_fraction")
     mixed_size_fraction = check_rate(mixed_size_fraction, "mixed_size_fraction")

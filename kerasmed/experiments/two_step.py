@@ -49,15 +49,13 @@ from kerasmed.experiments.two_step_figures import (
     save_figures,
 )
 from kerasmed.metrics import binary_report, macro_f1, roc_auc_ci
-from kerasmed.models import (
+from kerasmed.models.two_step import (
     build_slice_embedder,
     build_two_step_lstm,
     build_two_step_swin,
-    embed_scans,
-    ensemble_probabilities,
-    predict_scans,
     slice_embedding_model,
 )
+from kerasmed.models.two_step_inference import embed_scans, ensemble_probabilities, predict_scans
 from kerasmed.optimizers import AdamL2
 from kerasmed.preprocessing import select_lung_slices
 from kerasmed.validation import check_one_of, check_positive_int

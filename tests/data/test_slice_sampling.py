@@ -5,14 +5,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from kerasmed.data.slice_sampling import (
-    EmbeddingSequenceDataset,
-    WindowSliceDataset,
-    as_slice_batch,
-    sample_sequence_slices,
-    sample_window_slices,
-    window_bounds,
-)
+from kerasmed.data import EmbeddingSequenceDataset, WindowSliceDataset, as_slice_batch
+from kerasmed.data.slice_sampling import sample_sequence_slices, sample_window_slices, window_bounds
 
 
 def _draws(fn, repeats=200, seed=0):
