@@ -2,6 +2,7 @@
 
 - `EpochProgressBar`: one tqdm bar per ``fit`` (a tick per epoch).
 - `KeepBestWeights`: restores the weights of the best epoch at the end of ``fit``.
+- `ValidationScore`: logs a score computed from the model each epoch (for `KeepBestWeights`).
 - `stage_callbacks`: ``ModelCheckpoint`` + ``BackupAndRestore`` in a folder per training stage,
   so that an interrupted stage resumes (used by `kerasmed.training.StagedTrainer`).
 """
@@ -130,3 +131,84 @@ def stage_callbacks(checkpoint_dir, stage, monitor=None, mode="auto"):
         save_best_only=monitor is not None,
     )
     return [keras.callbacks.BackupAndRestore(os.path.join(folder, "backup")), checkpoint]
+
+
+class ValidationScore(keras.callbacks.Callback):
+    """Writes ``score(model)`` into the epoch's logs as `name`, for the callbacks after it.
+
+    For validation scores Keras's compiled metrics cannot give, e.g. a scan-level macro-F1 of
+    a model trained on slices; put `KeepBestWeights` (``monitor=name``) after it in the list.
+
+    Args:
+        score: a callable ``model -> float``.
+        name: the log entry, e.g. ``"val_macro_f1"``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile("sgd", "mse")
+    >>> history = model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=2, verbose=0,
+    ...                     callbacks=[ValidationScore(lambda m: 0.5, "val_half")])
+    >>> history.history["val_half"]
+    [0.5, 0.5]
+    """
+
+    def __init__(self, score, name="val_score"):
+        super().__init__()
+        if not callable(score):
+            raise ValueError(
+                f"`score` must be a callable model -> float. Received: score={score!r}"
+            )
+        self.score, self.name = score, name
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs[self.name] = float(self.score(self.model))
+
+
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Re-estimates every BatchNormalization's moving statistics at each epoch end.
+
+    The moving averages of BatchNormalization lag the weights, and batches of a few scans x
+    16 slices each have statistics far from the population's: a model trained on them can
+    predict well in training mode and put every scan on one side of 0.5 at inference. This
+    callback runs one large batch through the model in training mode with momentum 0, so the
+    moving statistics become that batch's ("precise BN": Wu and Johnson, *Rethinking "batch"
+    in BatchNorm*, 2021); the weights are not changed. Put it before the callbacks that
+    evaluate the model (e.g. `ValidationScore`).
+
+    Args:
+        batch: an input array, or a callable ``epoch -> array`` (e.g. a fresh sample of
+            training slices each epoch); a few hundred samples or more.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.BatchNormalization()])
+    >>> model.compile("sgd", "mse")
+    >>> x = np.array([[1.0, 2.0], [3.0, 6.0]])
+    >>> _ = model.fit(x, x, epochs=1, verbose=0, callbacks=[PreciseBatchNorm(x + 10)])
+    >>> np.asarray(model.layers[0].moving_mean).tolist()
+    [12.0, 14.0]
+    """
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        norms = [
+            layer
+            for layer in self.model._flatten_layers()
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        momenta = [layer.momentum for layer in norms]
+        x = self.batch(epoch) if callable(self.batch) else self.batch
+        try:
+            for layer in norms:
+                layer.momentum = 0.0
+            self.model(x, training=True)
+        finally:
+            for layer, momentum in zip(norms, momenta):
+                layer.momentum = momentum

@@ -29,10 +29,10 @@ import time
 
 import cv2
 import keras
-import matplotlib.figure
 import numpy as np
 import sklearn.model_selection
 
+from kerasmed.callbacks import KeepBestWeights, PreciseBatchNorm, ValidationScore
 from kerasmed.data import (
     EmbeddingSequenceDataset,
     WindowSliceDataset,
@@ -40,27 +40,34 @@ from kerasmed.data import (
     simulate_chest_ct,
     to_8bit_slices,
 )
-from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
+from kerasmed.experiments.common import logger, progress, resolve_config
 from kerasmed.experiments.presets.two_step import PRESETS, TwoStepConfig
+from kerasmed.experiments.two_step_figures import (
+    plot_draw_spread,
+    plot_embedding_matrix,
+    plot_lung_window,
+    save_figures,
+)
 from kerasmed.metrics import binary_report, macro_f1, roc_auc_ci
-from kerasmed.models import (
+from kerasmed.models.two_step import (
     build_slice_embedder,
     build_two_step_lstm,
     build_two_step_swin,
-    embed_scans,
-    ensemble_probabilities,
-    predict_scans,
     slice_embedding_model,
 )
+from kerasmed.models.two_step_inference import embed_scans, ensemble_probabilities, predict_scans
 from kerasmed.optimizers import AdamL2
 from kerasmed.preprocessing import select_lung_slices
+from kerasmed.validation import check_one_of, check_positive_int
 
 __all__ = [
     "PAPER",
     "PRESETS",
     "TwoStepConfig",
+    "build_head",
     "evaluate",
     "heads_predictions",
+    "hold_out_validation",
     "load_data",
     "plot_draw_spread",
     "plot_embedding_matrix",
@@ -161,6 +168,44 @@ def load_data(config, data_dir=None, seed=0, verbose=True):
     return parts
 
 
+def hold_out_validation(part, num_val, seed=0):
+    """Splits a data part (`load_data`'s ``"train"``) into ``(fit, val)``, stratified.
+
+    The validation scans pick the best epoch of every model (the authors keep the checkpoint
+    of best validation F1); neither step trains on them.
+
+    Args:
+        part: ``{"volumes", "slices", "windows": lists, "labels": array}`` (one entry per scan).
+        num_val: scans for validation (at least 2: one per class).
+        seed: seed of the split.
+
+    Returns:
+        Two dicts of the same keys: the scans to fit and the validation scans (in scan order).
+    """
+    labels = np.asarray(part["labels"])
+    num_val = check_positive_int(num_val, "num_val")
+    if not 2 <= num_val <= len(labels) - 2:
+        raise ValueError(
+            f"`num_val` must leave two training scans and take at least two of the {len(labels)}"
+            f" training scans. Received: num_val={num_val}"
+        )
+    fit, val = sklearn.model_selection.train_test_split(
+        np.arange(len(labels)), test_size=num_val, stratify=labels, random_state=seed
+    )
+
+    def take(index):
+        index = np.sort(index)
+        return {k: v[index] if k == "labels" else [v[i] for i in index] for k, v in part.items()}
+
+    return take(fit), take(val)
+
+
+def _keep_best(score):
+    """Callbacks of a ``fit`` that logs ``val_macro_f1 = score(model)`` and keeps its best epoch."""
+    best = KeepBestWeights("val_macro_f1", mode="max")
+    return best, [ValidationScore(score, "val_macro_f1"), best]
+
+
 def _cosine(learning_rate, total_steps, warmup_steps):
     warmup_steps = min(max(0, int(warmup_steps)), total_steps - 1)
     return keras.optimizers.schedules.CosineDecay(
@@ -171,8 +216,13 @@ def _cosine(learning_rate, total_steps, warmup_steps):
     )
 
 
-def train_slice_cnn(data, config, seed=0, verbose=True):
-    """Step 1: the 2D slice CNN on window draws; returns ``(model, history dict)``."""
+def train_slice_cnn(data, config, seed=0, verbose=True, validation=None):
+    """Step 1: the 2D slice CNN on window draws; returns ``(model, history dict, best epoch)``.
+
+    With a `validation` part (`hold_out_validation`), the weights of the epoch with the best
+    validation macro-F1 of the Mean-``config.mean_draws[0]`` scan prediction are kept (the
+    authors' best checkpoint by validation F1); the best epoch is ``None`` without one.
+    """
     keras.utils.set_random_seed(seed)
     shape = (config.slice_size, config.slice_size, config.channels)
     kwargs = {}
@@ -196,11 +246,28 @@ def train_slice_cnn(data, config, seed=0, verbose=True):
         train["slices"], train["windows"], train["labels"], scans_per_batch=config.scans_per_batch,
         slices_per_scan=config.slices_per_scan, channels=config.channels, seed=seed,
     )  # fmt: skip
-    history = model.fit(
-        batches, epochs=config.cnn_epochs, verbose=0,
-        callbacks=progress("step 1: 2D CNN", verbose, ("loss", "accuracy")),
-    )  # fmt: skip
-    return model, history.history
+    callbacks, best = (
+        progress("step 1: 2D CNN", verbose, ("loss", "accuracy", "val_macro_f1")),
+        None,
+    )
+    if config.cnn_precise_bn:  # 8 window slices of every training scan, a fresh draw per epoch
+        callbacks.insert(0, PreciseBatchNorm(lambda epoch: WindowSliceDataset(
+            train["slices"], train["windows"], train["labels"], len(train["labels"]),
+            slices_per_scan=8, channels=config.channels, seed=seed + 1 + epoch,
+        )[0][0]))  # fmt: skip
+    if validation is not None:
+
+        def score(m):
+            p = predict_scans(
+                m, validation["slices"], validation["windows"], num_draws=config.mean_draws[0],
+                slices_per_scan=config.slices_per_scan, seed=seed, batch_size=config.embed_batch,
+            )  # fmt: skip
+            return macro_f1(validation["labels"], p.mean)
+
+        best, keep = _keep_best(score)
+        callbacks[int(config.cnn_precise_bn) : int(config.cnn_precise_bn)] = keep
+    history = model.fit(batches, epochs=config.cnn_epochs, verbose=0, callbacks=callbacks)
+    return model, history.history, None if best is None else best.best_epoch
 
 
 def predict_cnn(model, part, config, seed=0):
@@ -211,7 +278,16 @@ def predict_cnn(model, part, config, seed=0):
     )  # fmt: skip
 
 
-def _build_head(kind, config):
+def build_head(kind, config):
+    """The ``"lstm"`` or ``"swin"`` head of step 2, sized by a `TwoStepConfig`.
+
+    Example:
+
+    >>> from kerasmed.experiments import get_config
+    >>> build_head("lstm", get_config("two-step", "quick")).output_shape
+    (None, 1)
+    """
+    kind = check_one_of(kind, "kind", ("lstm", "swin"))
     if kind == "lstm":
         return build_two_step_lstm(
             config.lstm_sequence, config.embedding_dim, units=config.lstm_units,
@@ -223,10 +299,15 @@ def _build_head(kind, config):
     )  # fmt: skip
 
 
-def train_head(kind, embeddings, labels, config, seed=0, verbose=True):
-    """Step 2: trains the ``"lstm"`` or ``"swin"`` head; returns ``(model, history dict)``."""
+def train_head(kind, embeddings, labels, config, seed=0, verbose=True, validation=None):
+    """Step 2: trains the ``"lstm"`` or ``"swin"`` head; returns ``(model, history, best epoch)``.
+
+    With ``validation=(embeddings, labels)`` the weights of the epoch with the best validation
+    macro-F1 (`heads_predictions`, one seeded draw per scan) are kept, as the authors' best
+    checkpoint; the best epoch is ``None`` without it.
+    """
     keras.utils.set_random_seed(seed)
-    model = _build_head(kind, config)
+    model = build_head(kind, config)
     if kind == "lstm":
         length, batch, epochs = config.lstm_sequence, config.lstm_batch, config.lstm_epochs
     else:
@@ -249,11 +330,16 @@ def train_head(kind, embeddings, labels, config, seed=0, verbose=True):
         )
         loss = keras.losses.BinaryCrossentropy(label_smoothing=config.swin_label_smoothing)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-    history = model.fit(
-        dataset, epochs=epochs, verbose=0,
-        callbacks=progress(f"step 2: {kind} head", verbose, ("loss", "accuracy")),
-    )  # fmt: skip
-    return model, history.history
+    callbacks = progress(f"step 2: {kind} head", verbose, ("loss", "accuracy", "val_macro_f1"))
+    best = None
+    if validation is not None:
+        val_embeddings, val_labels = validation
+        best, keep = _keep_best(
+            lambda m: macro_f1(val_labels, heads_predictions(m, val_embeddings, length, seed))
+        )
+        callbacks = keep + callbacks
+    history = model.fit(dataset, epochs=epochs, verbose=0, callbacks=callbacks)
+    return model, history.history, None if best is None else best.best_epoch
 
 
 def heads_predictions(model, embeddings, num_slices, seed=0):
@@ -310,12 +396,17 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
     timings, histories = {}, {}
     start = time.perf_counter()
     data = load_data(config, data_dir, seed, verbose)
+    train, val = hold_out_validation(data["train"], config.num_val, seed)
+    data = {"train": train, "val": val, "test": data["test"]}
     timings["data + windows"] = time.perf_counter() - start
-    train, test = data["train"], data["test"]
+    test = data["test"]
     labels = test["labels"]
 
     start = time.perf_counter()
-    cnn, histories["cnn_2d"] = train_slice_cnn(data, config, seed, verbose)
+    best_epochs = {}
+    cnn, histories["cnn_2d"], best_epochs["cnn_2d"] = train_slice_cnn(
+        data, config, seed, verbose, validation=val
+    )
     timings["step 1"] = time.perf_counter() - start
     draws = predict_cnn(cnn, test, config, seed)
     probabilities = {"cnn_2d": draws.per_draw[0]}
@@ -337,9 +428,11 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
     for i, (kind, length) in enumerate(
         (("lstm", config.lstm_sequence), ("swin", config.swin_slices))
     ):
-        head, histories[f"two_step_{kind}"] = train_head(
-            kind, embeddings["train"], train["labels"], config, seed + 1 + i, verbose
-        )
+        name = f"two_step_{kind}"
+        head, histories[name], best_epochs[name] = train_head(
+            kind, embeddings["train"], train["labels"], config, seed + 1 + i, verbose,
+            validation=(embeddings["val"], val["labels"]),
+        )  # fmt: skip
         probabilities[f"two_step_{kind}"] = heads_predictions(
             head, embeddings["test"], length, seed
         )
@@ -364,6 +457,7 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
         },  # fmt: skip
         "confusion": confusion,
         "ensemble_of": ["two_step_lstm", "two_step_swin", first_mean],
+        "best_epoch": best_epochs,
         "num_scans": {part: len(data[part]["labels"]) for part in data},
         "windows": {
             "rules": {
@@ -377,58 +471,3 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
         "test_probabilities": {name: np.asarray(p).tolist() for name, p in probabilities.items()},
         "test_labels": labels.tolist(),
     }
-
-
-def plot_lung_window(selection, title="Lung area per slice and the chosen window"):
-    """The per-slice lung area (Eq. 3) with the selected window shaded (Eq. 4)."""
-    figure = matplotlib.figure.Figure(figsize=(6, 3), layout="constrained")
-    ax = figure.subplots()
-    ax.plot(selection.areas, color="C0", label="lung area")
-    ax.axvspan(selection.start - 0.5, selection.stop - 0.5, color="C1", alpha=0.3,
-               label=f"window {selection.start}-{selection.stop - 1} ({selection.rule})")  # fmt: skip
-    ax.set(xlabel="slice", ylabel="lung pixels", title=title)
-    ax.legend(loc="upper right", fontsize=8)
-    return figure
-
-
-def plot_embedding_matrix(embeddings, num_slices, seed=0, title=None):
-    """One scan's sorted sampled embeddings as the image the Swin head reads."""
-    idx = sample_sequence_slices(len(embeddings), num_slices, np.random.default_rng(seed))
-    figure = matplotlib.figure.Figure(figsize=(4, 4), layout="constrained")
-    ax = figure.subplots()
-    image = ax.imshow(embeddings[idx], aspect="auto", cmap="viridis")
-    figure.colorbar(image, ax=ax)
-    ax.set(xlabel="embedding dimension", ylabel="sampled slice (sorted)",
-           title=title or f"{num_slices} x {embeddings.shape[1]} embedding matrix")  # fmt: skip
-    return figure
-
-
-def plot_draw_spread(spread, models, mean_draws=(10, 50)):
-    """Histogram of single-draw macro-F1 with the Mean-N scores marked."""
-    figure = matplotlib.figure.Figure(figsize=(6, 3), layout="constrained")
-    ax = figure.subplots()
-    ax.hist(spread, bins=min(15, max(3, len(spread) // 3)), color="C0", alpha=0.7,
-            label=f"{len(spread)} single draws")  # fmt: skip
-    for i, n in enumerate(mean_draws):
-        value = models[f"cnn_2d_mean{n}"]["macro_f1"]
-        ax.axvline(value, color=f"C{i + 1}", label=f"Mean-{n}: {value:.3f}")
-    ax.set(
-        xlabel="macro-F1 (test)", ylabel="draws", title="2D CNN: one draw of 16 slices vs Mean-N"
-    )
-    ax.legend(fontsize=8)
-    return figure
-
-
-def save_figures(out, data, test_embeddings, labels, spread, models, config):
-    """Writes ``lung_window.png``, ``embedding_matrix.png`` and ``draw_spread.png`` to `out`."""
-    positive = int(np.flatnonzero(labels == 1)[0])
-    write_figures(
-        out,
-        {
-            "lung_window.png": plot_lung_window(data["test"]["windows"][positive]),
-            "embedding_matrix.png": plot_embedding_matrix(
-                test_embeddings[positive], config.swin_slices
-            ),
-            "draw_spread.png": plot_draw_spread(spread, models, config.mean_draws),
-        },
-    )

@@ -12,7 +12,8 @@ from kerasmed.metrics import roc_auc_ci
 
 # Overrides of the quick preset (`run_experiment(..., **TINY)`).
 TINY = {
-    "num_train": 8,
+    "num_train": 10,
+    "num_val": 4,
     "num_test": 8,
     "min_slices": 20,
     "max_slices": 26,
@@ -75,9 +76,13 @@ def test_tiny_run_writes_results_and_figures(tmp_path):
         "sensitivity": 0.879, "specificity": 0.981, "macro_f1": 0.934,
     }  # fmt: skip
     assert saved["paper"]["adleast"]["macro_f1"] == 0.911
-    assert sum(saved["windows"]["rules"].values()) == 16
+    assert sum(saved["windows"]["rules"].values()) == 18
     assert saved["windows"]["rules"]["last_slice"] == 2  # the mixed-size scans, reported
-    assert results["num_scans"] == {"train": 8, "test": 8}
+    assert results["num_scans"] == {"train": 6, "val": 4, "test": 8}
+    # the kept epoch of every model is the one of best validation macro-F1 (first on ties)
+    for name, epoch in saved["best_epoch"].items():
+        scores = saved["histories"][name]["val_macro_f1"]
+        assert epoch == int(np.argmax(scores)), (name, scores)
     assert saved["embedding_slices_per_second"] > 0
     for name in ("lung_window.png", "embedding_matrix.png", "draw_spread.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -96,6 +101,31 @@ def test_load_data_windows_and_slices():
                 k = int(np.ceil(len(volume) / 2))
                 sums = np.convolve(window.areas, np.ones(k), "valid")
                 assert window.num_slices == k and window.start == int(np.argmax(sums))
+
+
+def test_hold_out_validation_is_stratified_and_disjoint():
+    config = get_config("two-step", "quick", **TINY)
+    train = exp.load_data(config, seed=3, verbose=False)["train"]
+    fit, val = exp.hold_out_validation(train, 4, seed=3)
+    assert len(val["labels"]) == 4 and val["labels"].sum() == 2  # one half each class
+    assert len(fit["labels"]) == 6
+    ids = {id(v) for v in fit["volumes"]} | {id(v) for v in val["volumes"]}
+    assert ids == {id(v) for v in train["volumes"]} and len(ids) == 10
+    for part in (fit, val):
+        for volume, slices, label in zip(part["volumes"], part["slices"], part["labels"]):
+            i = next(j for j, v in enumerate(train["volumes"]) if v is volume)
+            assert train["slices"][i] is slices and train["labels"][i] == label
+    with pytest.raises(ValueError, match="Received: num_val=9"):
+        exp.hold_out_validation(train, 9)
+
+
+def test_build_head_follows_the_config():
+    config = get_config("two-step", "quick", **TINY)
+    lstm, swin = exp.build_head("lstm", config), exp.build_head("swin", config)
+    assert lstm.input_shape == (None, 8, 16) and swin.input_shape == (None, 16, 16)
+    assert len([la for la in lstm.layers if "bilstm" in la.name]) == 1
+    with pytest.raises(ValueError, match="Received: kind='gru'"):
+        exp.build_head("gru", config)
 
 
 def test_data_dir_is_refused_with_a_clear_error():
