@@ -27,6 +27,7 @@ import re
 import sys
 
 from kerasmed import __version__
+from kerasmed.environment import BACKENDS, install_line, missing_backend, start_backend
 from kerasmed.experiments.registry import EXPERIMENTS, get_config
 
 _REPRODUCE_EXAMPLES = """examples:
@@ -37,8 +38,6 @@ _REPRODUCE_EXAMPLES = """examples:
 --set KEY=VALUE: KEY is a field of the experiment's config (an unknown one is listed with the
 valid keys), VALUE a Python literal; a bare word (encoding=log) is taken as a string."""
 _BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,9 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=tuple(BACKENDS),
         default=None,
-        help="Keras backend (default: $KERAS_BACKEND, else tensorflow)",
+        help="Keras backend (default: $KERAS_BACKEND, else tensorflow); jax and torch are "
+        + " / ".join(install_line(b) for b in ("jax", "torch")),
+    )
+    rep.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every log line and warning of the backend (hidden by default: TensorFlow's "
+        "start-up lines, retracing warnings; see kerasmed.environment)",
     )
     return parser
 
@@ -152,6 +158,10 @@ def _reproduce(args) -> int:
         get_config(spec.name, args.preset, **overrides)  # checked before the backend starts
     except ValueError as error:
         return _fail(str(error))
+    missing = missing_backend(os.environ["KERAS_BACKEND"])  # before anything imports Keras
+    if missing is not None:
+        return _fail(missing)
+    start_backend(quiet=not args.verbose)
     from kerasmed.experiments.registry import run_experiment
 
     out = args.out or os.path.join("results", spec.name)
