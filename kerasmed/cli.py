@@ -88,15 +88,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list() -> int:
-    rows = [("experiment", "preset", "expected runtime", "paper")]
+    rows = [("experiment", "preset", "expected runtime", "notebook", "status")]
     for spec in EXPERIMENTS.values():
+        status = "ready" if spec.ready else "in progress (the quick preset does not learn yet)"
         for i, (preset, runtime) in enumerate(spec.runtimes.items()):
+            first = i == 0
             rows.append(
-                (spec.name if i == 0 else "", preset, runtime, spec.title if i == 0 else "")
-            )
-    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+                (spec.name if first else "", preset, runtime, spec.notebook if first else "",
+                 status if first else "")
+            )  # fmt: skip
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)) + "  " + row[3])
+        print(("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)) + "  " + row[-1]).rstrip())
+    print("\npapers:")
+    for spec in EXPERIMENTS.values():
+        print(f"  {spec.name:<{widths[0]}}  {spec.title}")
+    print("\nRuntimes were measured on the hardware named; see README.md, 'Runtimes and sizes'.")
     return 0
 
 
@@ -161,14 +168,16 @@ def _reproduce(args) -> int:
     missing = missing_backend(os.environ["KERAS_BACKEND"])  # before anything imports Keras
     if missing is not None:
         return _fail(missing)
-    start_backend(quiet=not args.verbose)
-    from kerasmed.experiments.registry import run_experiment
+    from kerasmed.experiments.registry import check_data_dir, report, run_experiment
 
     out = args.out or os.path.join("results", spec.name)
     try:
-        run_experiment(spec.name, args.preset, args.data_dir, out, args.seed, **overrides)
+        check_data_dir(spec.name, args.data_dir)  # before the backend starts
+        start_backend(quiet=not args.verbose)
+        results = run_experiment(spec.name, args.preset, args.data_dir, out, args.seed, **overrides)
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error))
+    print(report(results, out))
     return 0
 
 

@@ -143,7 +143,8 @@ def _filtered_stderr():
 
 def quiet_backend_logs() -> None:
     """Sets the log levels that hide the backends' harmless messages (before Keras starts)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):  # a level the user chose is kept
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
 
