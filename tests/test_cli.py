@@ -362,3 +362,29 @@ def test_format_table_has_legend_additions_and_verdict():
     assert "kerasmed's additions, not in the paper: mine." in lines
     assert any(line.startswith("Columns 0: one per label (the labels)") for line in lines)
     assert any(line.startswith("Legend: 'ours' is this run") for line in lines)
+
+
+def test_requirements_txt_and_pyproject_agree():
+    """Every package of requirements.txt has the same version range in pyproject.toml."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    with open("pyproject.toml", "rb") as file:
+        project = tomllib.load(file)["project"]
+    declared = {}
+    for line in [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]:
+        requirement = Requirement(line)
+        declared.setdefault(requirement.name, set()).add(str(requirement.specifier))
+    with open("requirements.txt", encoding="utf-8") as file:
+        lines = [line.split("#")[0].strip() for line in file]
+    pinned = [Requirement(line) for line in lines if line and not line.startswith("-")]
+    assert "keras" in {r.name for r in pinned}
+    for requirement in pinned:
+        assert str(requirement.specifier) in declared.get(requirement.name, ()), requirement
+
+
+def test_gitignore_keeps_the_venv_and_results_out():
+    with open(".gitignore", encoding="utf-8") as file:
+        ignored = file.read().split()
+    assert ".venv/" in ignored and "results/" in ignored
