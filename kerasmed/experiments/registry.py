@@ -184,14 +184,18 @@ def run_experiment(
 
     import keras
 
+    from kerasmed.experiments.common import figure_caption  # imports Keras: not at the top
+
     keras.utils.set_random_seed(seed)
     created = _make_folder(out)
     before = _snapshot(out)
     start = time.perf_counter()
     try:
-        produced = module.run(
-            preset=preset, data_dir=data_dir, out=out, seed=seed, verbose=verbose, **overrides
-        )
+        caption = f"{name}, {preset} preset, {keras.backend.backend()} backend, seed {seed}"
+        with figure_caption(caption):
+            produced = module.run(
+                preset=preset, data_dir=data_dir, out=out, seed=seed, verbose=verbose, **overrides
+            )
     except BaseException:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
