@@ -367,7 +367,6 @@ def test_format_table_has_legend_additions_and_verdict():
 def test_requirements_txt_and_pyproject_agree():
     """Every package of requirements.txt has the same version range in pyproject.toml."""
     import tomllib
-
     from packaging.requirements import Requirement
 
     with open("pyproject.toml", "rb") as file:
