@@ -11,7 +11,8 @@ TensorFlow start prints on a machine without a GPU and that a user can do nothin
   ``I0000 ... port.cc] oneDNN custom operations are on ...``, ``cudart_stub``,
   ``cpu_feature_guard``), written to the process's stderr before TensorFlow reads
   ``TF_CPP_MIN_LOG_LEVEL``, are filtered out of the import's stderr; every other line is
-  passed on;
+  passed on. TensorFlow, when installed, is imported then under every backend (Keras imports
+  it on demand during a fit: its start-up lines would appear there);
 - later C++ lines (``E0000 ... failed call to cuInit``, ``oneDNN supports DT_BOOL only ...``)
   by ``TF_CPP_MIN_LOG_LEVEL=3``, set only when the user has not set it;
 - Python-side log records below ERROR of the ``tensorflow``, ``absl`` and JAX
@@ -175,5 +176,10 @@ def start_backend(backend: str | None = None, quiet: bool = True) -> str:
     quiet_backend_logs()
     with _filtered_stderr() if "keras" not in sys.modules else contextlib.nullcontext():
         import keras
+
+        # Keras imports TensorFlow on demand under the other backends too (its data adapters,
+        # during the first fit), where its start-up lines would reach the user: import it here.
+        if "tensorflow" not in sys.modules and importlib.util.find_spec("tensorflow"):
+            import tensorflow  # noqa: F401
     quiet_backend_logs()  # absl.logging sets its own level when TensorFlow imports it
     return keras.backend.backend()
