@@ -5,6 +5,9 @@ fix the Keras backend before you choose one (``KERAS_BACKEND=jax|torch|tensorflo
 
     import kerasmed
     layer = kerasmed.layers.TimeModulatedLSTM(16, num_labels=5)
+
+`kerasmed.environment.start_backend()` checks that the backend's package is installed (else
+it names the ``pip install`` line) and starts Keras without TensorFlow's start-up log lines.
 """
 
 import importlib
@@ -25,6 +28,7 @@ _SUBPACKAGES = (
     "training",
     "plotting",
     "experiments",
+    "environment",
 )
 
 __all__ = ["__version__", *_SUBPACKAGES]

@@ -27,6 +27,7 @@ import re
 import sys
 
 from kerasmed import __version__
+from kerasmed.environment import BACKENDS, install_line, missing_backend, start_backend
 from kerasmed.experiments.registry import EXPERIMENTS, get_config
 
 _REPRODUCE_EXAMPLES = """examples:
@@ -37,8 +38,6 @@ _REPRODUCE_EXAMPLES = """examples:
 --set KEY=VALUE: KEY is a field of the experiment's config (an unknown one is listed with the
 valid keys), VALUE a Python literal; a bare word (encoding=log) is taken as a string."""
 _BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,23 +73,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=tuple(BACKENDS),
         default=None,
-        help="Keras backend (default: $KERAS_BACKEND, else tensorflow)",
+        help="Keras backend (default: $KERAS_BACKEND, else tensorflow); jax and torch are "
+        + " / ".join(install_line(b) for b in ("jax", "torch")),
+    )
+    rep.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every log line and warning of the backend (hidden by default: TensorFlow's "
+        "start-up lines, retracing warnings; see kerasmed.environment)",
     )
     return parser
 
 
 def _list() -> int:
-    rows = [("experiment", "preset", "expected runtime", "paper")]
+    rows = [("experiment", "preset", "expected runtime", "notebook", "status")]
     for spec in EXPERIMENTS.values():
+        status = "ready" if spec.ready else "in progress (the quick preset does not learn yet)"
         for i, (preset, runtime) in enumerate(spec.runtimes.items()):
+            first = i == 0
             rows.append(
-                (spec.name if i == 0 else "", preset, runtime, spec.title if i == 0 else "")
-            )
-    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+                (spec.name if first else "", preset, runtime, spec.notebook if first else "",
+                 status if first else "")
+            )  # fmt: skip
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)) + "  " + row[3])
+        print(("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)) + "  " + row[-1]).rstrip())
+    print("\npapers:")
+    for spec in EXPERIMENTS.values():
+        print(f"  {spec.name:<{widths[0]}}  {spec.title}")
+    print("\nRuntimes were measured on the hardware named; see README.md, 'Runtimes and sizes'.")
     return 0
 
 
@@ -152,13 +165,19 @@ def _reproduce(args) -> int:
         get_config(spec.name, args.preset, **overrides)  # checked before the backend starts
     except ValueError as error:
         return _fail(str(error))
-    from kerasmed.experiments.registry import run_experiment
+    missing = missing_backend(os.environ["KERAS_BACKEND"])  # before anything imports Keras
+    if missing is not None:
+        return _fail(missing)
+    from kerasmed.experiments.registry import check_data_dir, report, run_experiment
 
     out = args.out or os.path.join("results", spec.name)
     try:
-        run_experiment(spec.name, args.preset, args.data_dir, out, args.seed, **overrides)
+        check_data_dir(spec.name, args.data_dir)  # before the backend starts
+        start_backend(quiet=not args.verbose)
+        results = run_experiment(spec.name, args.preset, args.data_dir, out, args.seed, **overrides)
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error))
+    print(report(results, out))
     return 0
 
 

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
+from kerasmed.experiments.common import figure_caption, write_figures
 from kerasmed.metrics.roc import operating_point, roc_auc_ci, roc_sensitivity_band
 from kerasmed.plotting import (
+    plot_learning_curves,
     plot_mpa,
     plot_paper_comparison,
     plot_roc,
@@ -93,7 +95,9 @@ def test_plot_paper_comparison_bars_for_plain_and_per_label_metrics():
     heights = [bar.get_height() for bar in ax.patches]
     assert heights[:2] == [0.8, 0.7]  # ours
     assert heights[2] == 0.9 and np.isnan(heights[3])  # the paper has no lstm row
-    assert ax.get_ylabel() == "auc"
+    assert ax.get_ylabel() == "auc" and ax.get_xlabel() == "model" and ax.get_title()
+    (missing,) = ax.texts
+    assert missing.get_text() == "no paper value" and missing.get_position()[0] == 1.2
     per_label = {"m": {"f": {"a": 0.2, "avg": 0.4}}}
     ax = plot_paper_comparison(per_label, {"m": {"f": {"avg": 0.5}}}, metric="f").axes[0]
     assert [bar.get_height() for bar in ax.patches] == [0.4, 0.5]
@@ -149,5 +153,68 @@ def test_plot_mpa_bars_are_ours_and_the_papers():
     heights = [bar.get_height() for bar in test_ax.patches]
     assert heights[:3] == [0.80, 0.75, 0.85] and np.isnan(heights[3])
     assert [bar.get_height() for bar in train_ax.patches][:3] == [0.90, 0.95, 0.92]
-    assert [t.get_text() for t in test_ax.texts] == ["0.800", "0.750"]
+    assert [t.get_text() for t in test_ax.texts] == ["0.800", "0.750", "no paper value"]
+    assert test_ax.texts[-1].get_position()[0] == pytest.approx(1.2)  # where new's paper bar is
+    for ax in (test_ax, train_ax):
+        assert ax.get_xlabel() == "model" and ax.get_ylabel() == "mean pixel accuracy"
     assert test_ax.get_ylim() == pytest.approx((0.65, 1.0))  # lowest value 0.7 floor - 0.05
+
+
+def _history(values, val=None):
+    history = {"loss": list(values)}
+    if val is not None:
+        history["val_loss"] = list(val)
+    return history
+
+
+def test_learning_curves_give_a_dwarfing_model_its_own_panel():
+    histories = {
+        "single_image": _history([1.1, 1.5, 0.4], [1.1, 1.53, 0.35]),
+        "lstm": _history([0.3, 0.2, 0.15], [0.32, 0.25, 0.2]),
+        "tlstm_v1": _history([0.25, 0.15, 0.1], [0.3, 0.2, 0.12]),
+    }
+    figure = plot_learning_curves(histories)
+    main, own = figure.axes
+    assert own.get_title() == "loss per epoch: single_image"
+    drawn = {line.get_label(): line for line in main.get_lines()}
+    np.testing.assert_allclose(drawn["lstm"].get_ydata(), histories["lstm"]["loss"])
+    assert "single_image" not in drawn
+    assert max(main.get_ylim()) < 1.0  # the others are not squashed by the spike to 1.53
+    np.testing.assert_allclose(own.get_lines()[1].get_ydata(), [1.1, 1.53, 0.35])
+    for ax in figure.axes:
+        assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "loss"
+        legend = {t.get_text() for t in ax.get_legend().get_texts()}
+        assert {"training (solid)", "validation (dashed)"} <= legend
+    styles = [
+        (line.get_color(), line.get_marker()) for ax in figure.axes for line in ax.get_lines()
+        if not line.get_label().startswith("_")
+    ]  # fmt: skip
+    assert len(set(styles)) == len(styles) == 3
+    # drawn into a given axes, the same histories get a log axis instead
+    ax = matplotlib.figure.Figure().add_subplot()
+    plot_learning_curves(histories, ax=ax)
+    assert ax.get_yscale() == "log" and ax.get_title() == "loss per epoch (log scale)"
+    # comparable curves share one panel, with a linear axis
+    alone = plot_learning_curves({k: histories[k] for k in ("lstm", "tlstm_v1")})
+    assert len(alone.axes) == 1 and alone.axes[0].get_yscale() == "linear"
+
+
+def test_learning_curves_distinct_styles_for_many_models():
+    histories = {f"m{i}": _history([1.0, 0.5]) for i in range(12)}
+    lines = plot_learning_curves(histories, own_panel=()).axes[0].get_lines()
+    styles = {(line.get_color(), line.get_marker()) for line in lines if line.get_label()[0] != "_"}
+    assert len(styles) == 12
+    with pytest.raises(ValueError, match="own_panel"):
+        plot_learning_curves(histories, own_panel=("nosuch",))
+
+
+def test_written_figures_carry_the_run_caption(tmp_path):
+    titled = matplotlib.figure.Figure()
+    titled.suptitle("ROC")
+    plain = matplotlib.figure.Figure()
+    with figure_caption("tlstm, quick preset, jax backend"):
+        write_figures(tmp_path, {"a.png": titled, "b.png": plain})
+    assert titled.get_suptitle() == "ROC\ntlstm, quick preset, jax backend"
+    assert plain.get_suptitle() == "tlstm, quick preset, jax backend"
+    write_figures(tmp_path, {"c.png": (outside := matplotlib.figure.Figure())})
+    assert outside.get_suptitle() == "" and (tmp_path / "c.png").stat().st_size > 0

@@ -13,12 +13,16 @@ paper-vs-ours table is `kerasmed.experiments.format_table`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
 
 from kerasmed.callbacks import EpochProgressBar
 from kerasmed.experiments.config import resolve_config
 
-__all__ = ["logger", "progress", "resolve_config", "write_figures"]
+__all__ = ["figure_caption", "logger", "progress", "resolve_config", "write_figures"]
+
+_CAPTION = contextvars.ContextVar("figure_caption", default=None)
 
 
 def logger(tag, verbose):
@@ -56,5 +60,29 @@ def write_figures(out, figures, dpi=100):
     True
     """
     out = Path(out)
+    caption = _CAPTION.get()
     for filename, figure in figures.items():
+        if caption:
+            title = figure.get_suptitle()
+            figure.suptitle(f"{title}\n{caption}" if title else caption, fontsize=9)
         figure.savefig(out / filename, dpi=dpi)
+
+
+@contextlib.contextmanager
+def figure_caption(text):
+    """Within this block, `write_figures` titles every figure with `text` (below its own title).
+
+    `kerasmed.experiments.run_experiment` captions a run's figures with the experiment, preset
+    and backend, so a PNG found later says which run drew it.
+
+    Example:
+
+    >>> import matplotlib.figure
+    >>> with figure_caption("tlstm, quick preset, jax backend"):
+    ...     write_figures(".", {"empty.png": matplotlib.figure.Figure(figsize=(1, 1))})
+    """
+    token = _CAPTION.set(text)
+    try:
+        yield
+    finally:
+        _CAPTION.reset(token)

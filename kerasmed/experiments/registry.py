@@ -13,7 +13,11 @@ checks of ``--set`` overrides import no Keras.
     {"experiment": str, "preset": str, "backend": str, "seconds": float,
      "models": {model: {metric: value | [low, high] | {label: value, "avg": value}}},
      "paper": {same shape, the paper's published numbers},
-     "overrides": {dotted key: value}, "config": {the resolved config}, ...extra keys...}
+     "overrides": {dotted key: value}, "config": {the resolved config},
+     "verdict": {"claim": str, "holds": bool | None, "evidence": str, "text": str},
+     "files": [every file the run wrote in `out`, results.json included], ...extra keys...}
+
+The verdict is computed from the numbers by `kerasmed.experiments.verdicts`.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import importlib
 import json
 import math
 import numbers
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from kerasmed.experiments.config import Preset, config_to_dict, normalize_overrides, resolve_config
+from kerasmed.experiments.verdicts import verdict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +46,11 @@ class Experiment:
         title: one line naming the paper.
         notebook: the tutorial notebook that walks through the same run.
         presets: ``{preset name: Preset}`` (config, expected runtime and hardware).
+        data_file: the file a ``--data-dir`` folder must hold, or ``None`` when the experiment
+            reads no real data yet.
+        data_prep: the command that makes that folder from the public dataset.
+        ready: ``True`` when the quick preset reproduces the paper's claim (the notebook is
+            done); ``False`` while the experiment is in progress.
     """
 
     name: str
@@ -47,6 +58,9 @@ class Experiment:
     title: str
     notebook: str
     presets: Mapping[str, Preset]
+    data_file: str | None = None
+    data_prep: str | None = None
+    ready: bool = True
 
     @property
     def runtimes(self) -> dict:
@@ -58,21 +72,45 @@ class Experiment:
         return importlib.import_module(self.module)
 
 
-def _register(name, module):
+def _register(name, module, data_file, data_prep, ready=True):
     presets = importlib.import_module(f"kerasmed.experiments.presets.{module}")
     return Experiment(
-        name, f"kerasmed.experiments.{module}", presets.TITLE, presets.NOTEBOOK, presets.PRESETS
+        name,
+        f"kerasmed.experiments.{module}",
+        presets.TITLE,
+        presets.NOTEBOOK,
+        presets.PRESETS,
+        data_file,
+        data_prep,
+        ready,
     )
 
 
 EXPERIMENTS = {
     e.name: e
     for e in (
-        _register("tlstm", "longitudinal"),
-        _register("ich", "ich"),
-        _register("fcslstm", "fcslstm"),
-        _register("two-step", "two_step"),
-        _register("xray", "xray"),
+        _register(
+            "tlstm",
+            "longitudinal",
+            "sequences.npz",
+            "python data_prep/longitudinal_manifest.py MANIFEST.csv --out DIR",
+        ),
+        _register(
+            "ich", "ich", "labels.csv", "python data_prep/head_ct_ich.py cq500|rsna ... --out DIR"
+        ),
+        _register(
+            "fcslstm",
+            "fcslstm",
+            "segmentation.npz",
+            "python data_prep/longitudinal_segmentation.py MANIFEST.csv --out DIR",
+        ),
+        _register("two-step", "two_step", None, None, ready=False),
+        _register(
+            "xray",
+            "xray",
+            "ImageCLEFmed2009_train_codes.02.csv",
+            "the ImageCLEF 2009 release as distributed (layout in kerasmed.io.imageclef)",
+        ),
     )
 }
 
@@ -124,29 +162,44 @@ def run_experiment(
             the experiment's embedded data.
         out: output folder for ``results.json`` and figures; ``None`` writes nothing.
         seed: global seed (NumPy, Python and the Keras backend).
-        verbose: print progress and the paper-vs-ours table.
+        verbose: print progress bars and stage messages (the paper-vs-ours table is
+            `format_table(results)`; `report` prints it with the files written).
         **overrides: settings of the preset to change for this run (see `get_config`);
             checked before Keras is imported and recorded in ``results.json`` with the
             resolved ``config``.
 
     Returns:
         The results dictionary (the ``results.json`` content).
+
+    Raises:
+        FileNotFoundError: when `data_dir` is not a folder or lacks the file the experiment
+            reads (the message names the ``data_prep/`` command that makes it).
+
+    A run that fails removes the `out` folder it created (an existing folder is kept).
     """
     config = get_config(name, preset, **overrides)
     applied = normalize_overrides(config, overrides)
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"--data-dir is not a folder. Received: data_dir={data_dir!r}")
+    check_data_dir(name, data_dir)
     module = get_experiment(name).load()
 
     import keras
 
+    from kerasmed.experiments.common import figure_caption  # imports Keras: not at the top
+
     keras.utils.set_random_seed(seed)
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
+    created = _make_folder(out)
+    before = _snapshot(out)
     start = time.perf_counter()
-    produced = module.run(
-        preset=preset, data_dir=data_dir, out=out, seed=seed, verbose=verbose, **overrides
-    )
+    try:
+        caption = f"{name}, {preset} preset, {keras.backend.backend()} backend, seed {seed}"
+        with figure_caption(caption):
+            produced = module.run(
+                preset=preset, data_dir=data_dir, out=out, seed=seed, verbose=verbose, **overrides
+            )
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - start
     results = {
         "experiment": name,
@@ -159,15 +212,78 @@ def run_experiment(
         "config": config_to_dict(config),
         **produced,
     }
+    found = verdict(results)
+    if found is not None:
+        results["verdict"] = found.to_dict()
     validate_results(results)
     if out is not None:
+        results["files"] = sorted({*_written(out, before), "results.json"})
         path = Path(out) / "results.json"
         path.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
-    if verbose:
-        print(format_table(results))
-        if out is not None:
-            print(f"\nWrote {Path(out) / 'results.json'} ({seconds:.0f} s)")
     return results
+
+
+def check_data_dir(name, data_dir):
+    """Raises ``FileNotFoundError`` unless `data_dir` is ``None`` or a folder experiment
+    `name` can read; the message names the ``data_prep/`` command that makes one."""
+    if data_dir is None:
+        return
+    spec = get_experiment(name)
+    if spec.data_file is None:
+        raise FileNotFoundError(
+            f"Experiment {name!r} reads no real dataset yet: run it without --data-dir. "
+            f"Received: data_dir={str(data_dir)!r}"
+        )
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--data-dir is not a folder. Received: data_dir={data_dir!r}")
+    if not (folder / spec.data_file).is_file():
+        raise FileNotFoundError(
+            f"--data-dir has no {spec.data_file}, the file experiment {name!r} reads; make the "
+            f"folder with: {spec.data_prep} (see README, 'Real datasets'). "
+            f"Received: data_dir={str(data_dir)!r}"
+        )
+
+
+def _make_folder(out):
+    """Creates `out` (and its parents); returns the topmost folder created, or ``None``."""
+    if out is None:
+        return None
+    path = Path(out).absolute()
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    return missing[-1] if missing else None
+
+
+def _snapshot(out):
+    if out is None:
+        return {}
+    return {p: p.stat().st_mtime_ns for p in Path(out).rglob("*") if p.is_file()}
+
+
+def _written(out, before):
+    """The files in `out` (relative paths) that are new or changed since `before`."""
+    after = _snapshot(out)
+    return [p.relative_to(out).as_posix() for p, mtime in after.items() if before.get(p) != mtime]
+
+
+def report(results, out=None) -> str:
+    """The table with its legend and verdict, and one line listing every file written.
+
+    Example:
+
+    >>> results = {"experiment": "x", "preset": "quick", "backend": "jax", "seconds": 2.0,
+    ...            "models": {"a": {"auc": 0.5}}, "files": ["results.json", "roc.png"]}
+    >>> print(report(results, out="results/x").splitlines()[-1])
+    Wrote results/x/: results.json, roc.png (2 s)
+    """
+    text = format_table(results)
+    if out is not None and results.get("files"):
+        text += (
+            f"\n\nWrote {Path(out).as_posix()}/: {', '.join(results['files'])} "
+            f"({results['seconds']:.0f} s)"
+        )
+    return text
 
 
 def _json_default(value):
@@ -250,6 +366,7 @@ def format_table(results: dict) -> str:
         lines.append(
             "overrides: " + ", ".join(f"{k}={v!r}" for k, v in results["overrides"].items())
         )
+    per_label = []
     for metric in metrics:
         labels = []
         for table in (ours, paper):
@@ -258,6 +375,7 @@ def format_table(results: dict) -> str:
                 if isinstance(value, dict):
                     labels += [k for k in value if k not in labels]
         columns = labels or ["value"]
+        per_label += [c for c in labels if c != "avg" and c not in per_label]
         width = max(12, *(len(m) + 2 for m in models))
         header = f"{metric:<{width}}{'source':<8}" + "".join(f"{c:>10}" for c in columns)
         lines += ["", header, "-" * len(header)]
@@ -272,4 +390,32 @@ def format_table(results: dict) -> str:
                     cells = [_fmt(value)]
                 name = model if source == "ours" else ""
                 lines.append(f"{name:<{width}}{source:<8}" + "".join(f"{c:>10}" for c in cells))
+    lines += ["", *_legend(results, per_label)]
+    if results.get("verdict"):
+        lines.append(f"Verdict: {results['verdict']['text']}")
     return "\n".join(lines)
+
+
+# what the per-label columns of an experiment's table are
+_LABEL_COLUMNS = {
+    "tlstm": "the digits drawn in an exam, the simulated findings",
+    "fcslstm": "the tissue classes",
+}
+
+
+def _legend(results, per_label):
+    """The lines under the table that say what its rows, columns and models are."""
+    lines = [
+        "Legend: 'ours' is this run, 'paper' the paper's published number ('-': none); "
+        "one block per metric."
+    ]
+    if per_label:
+        what = _LABEL_COLUMNS.get(results["experiment"], "the labels")
+        lines.append(
+            f"Columns {', '.join(map(str, per_label))}: one per label ({what}); "
+            "'avg' is their mean."
+        )
+    added = [m for m in results["models"] if m not in results.get("paper", {})]
+    if added:
+        lines.append(f"kerasmed's additions, not in the paper: {', '.join(added)}.")
+    return lines

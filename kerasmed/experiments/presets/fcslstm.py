@@ -87,7 +87,12 @@ class FcslstmConfig:
 
 
 PRESETS = make_presets(
-    Preset("quick", FcslstmConfig(), runtime="~2 min", hardware="a 2-core CPU"),
+    Preset(
+        "quick",
+        FcslstmConfig(),
+        runtime="~3 min",
+        hardware="a 2-core CPU shared with other jobs (measured)",
+    ),
     Preset(
         "paper",
         FcslstmConfig(

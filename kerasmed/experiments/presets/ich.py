@@ -82,7 +82,12 @@ class IchConfig:
 
 
 PRESETS = make_presets(
-    Preset("quick", IchConfig(), runtime="~5 min", hardware="a 2-core CPU"),
+    Preset(
+        "quick",
+        IchConfig(),
+        runtime="~2 min",
+        hardware="a 2-core CPU shared with other jobs (measured)",
+    ),
     Preset(
         "paper",
         IchConfig(
