@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         "be dotted (sequence_models.bi_fcslstm.remat=True)",
     )
     rep.add_argument(
+        "--distribute",
+        choices=("data-parallel",),
+        default=None,
+        help="data-parallel: train on every local device (JAX, TensorFlow); see "
+        "kerasmed.distribute for several hosts",
+    )
+    rep.add_argument(
         "--backend",
         choices=BACKENDS,
         default=None,
@@ -156,7 +163,10 @@ def _reproduce(args) -> int:
 
     out = args.out or os.path.join("results", spec.name)
     try:
-        run_experiment(spec.name, args.preset, args.data_dir, out, args.seed, **overrides)
+        run_experiment(
+            spec.name, args.preset, args.data_dir, out, args.seed,
+            distribute=args.distribute, **overrides,
+        )  # fmt: skip
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error))
     return 0

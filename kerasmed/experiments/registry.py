@@ -113,8 +113,9 @@ def get_config(name, preset="quick", **overrides):
 
 
 def run_experiment(
-    name, preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrides
-):
+    name, preset="quick", data_dir=None, out=None, seed=0, verbose=True, distribute=None,
+    **overrides,
+):  # fmt: skip
     """Runs one experiment end to end and writes ``out/results.json``.
 
     Args:
@@ -125,6 +126,8 @@ def run_experiment(
         out: output folder for ``results.json`` and figures; ``None`` writes nothing.
         seed: global seed (NumPy, Python and the Keras backend).
         verbose: print progress and the paper-vs-ours table.
+        distribute: None (one device) or ``"data-parallel"`` (every local device, or every
+            host's; see `kerasmed.distribute.distribution_scope`).
         **overrides: settings of the preset to change for this run (see `get_config`);
             checked before Keras is imported and recorded in ``results.json`` with the
             resolved ``config``.
@@ -144,9 +147,12 @@ def run_experiment(
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    produced = module.run(
-        preset=preset, data_dir=data_dir, out=out, seed=seed, verbose=verbose, **overrides
-    )
+    from kerasmed.distribute import distribution_scope
+
+    with distribution_scope(distribute):
+        produced = module.run(
+            preset=preset, data_dir=data_dir, out=out, seed=seed, verbose=verbose, **overrides
+        )
     seconds = time.perf_counter() - start
     results = {
         "experiment": name,
@@ -156,6 +162,7 @@ def run_experiment(
         "models": produced.pop("models"),
         "paper": module.PAPER,
         "overrides": applied,
+        "distribute": distribute,
         "config": config_to_dict(config),
         **produced,
     }
