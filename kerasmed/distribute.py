@@ -12,6 +12,8 @@ them; on exit the previous distribution is restored.
   ``distribute_value`` is a TODO and the TensorFlow trainer never reads the distribution), so
   a ``DataParallel`` set there trains on one device; ``MirroredStrategy`` is the route Keras's
   guide "Multi-GPU distributed training with TensorFlow" shows.
+  Open: with two CPU replicas, ``fit`` of a model with a bool input (the ``mask`` of every
+  kerasmed sequence model) fails there ("AddN ... bool"); only JAX is tested on two devices.
 - torch: a ``ValueError``. Keras does not distribute a torch model itself; the Keras guide
   "Multi-GPU distributed training with PyTorch" wraps the model in
   ``torch.nn.parallel.DistributedDataParallel`` in a custom loop (not provided here).

@@ -217,11 +217,10 @@ def read_volume_index(directory, strict=True) -> VolumeIndex:
     Example:
 
     >>> import tempfile
-    >>> from kerasmed.io import VolumeSetWriter
+    >>> from kerasmed.io import VolumeSet, save_volume_set
     >>> folder = tempfile.mkdtemp()
-    >>> with VolumeSetWriter(folder) as writer:
-    ...     _ = writer.add("a", np.zeros((3, 8, 8)), label=0, spacing=(5, 0.5, 0.5))
-    ...     _ = writer.add("b", np.ones((4, 8, 8)), label=1, spacing=(5, 0.5, 0.5))
+    >>> volumes = [np.zeros((3, 8, 8)), np.ones((4, 8, 8))]
+    >>> _ = save_volume_set(folder, VolumeSet(volumes, [0, 1], None, [(5, 1, 1)] * 2, ["a", "b"]))
     >>> index = read_volume_index(folder)
     >>> index.ids, index.lengths.tolist(), index.files[1].shape
     (['a', 'b'], [3, 4], (4, 8, 8))
