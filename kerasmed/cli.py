@@ -163,10 +163,10 @@ def _reproduce(args) -> int:
 
     out = args.out or os.path.join("results", spec.name)
     try:
+        distribute = {"distribute": args.distribute} if args.distribute else {}
         run_experiment(
-            spec.name, args.preset, args.data_dir, out, args.seed,
-            distribute=args.distribute, **overrides,
-        )  # fmt: skip
+            spec.name, args.preset, args.data_dir, out, args.seed, **distribute, **overrides
+        )
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error))
     return 0
