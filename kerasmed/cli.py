@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         "be dotted (sequence_models.bi_fcslstm.remat=True)",
     )
     rep.add_argument(
+        "--distribute",
+        choices=("data-parallel",),
+        default=None,
+        help="data-parallel: train on every local device (JAX, TensorFlow); see "
+        "kerasmed.distribute for several hosts",
+    )
+    rep.add_argument(
         "--backend",
         choices=tuple(BACKENDS),
         default=None,
@@ -174,7 +181,10 @@ def _reproduce(args) -> int:
     try:
         check_data_dir(spec.name, args.data_dir)  # before the backend starts
         start_backend(quiet=not args.verbose)
-        results = run_experiment(spec.name, args.preset, args.data_dir, out, args.seed, **overrides)
+        distribute = {"distribute": args.distribute} if args.distribute else {}
+        results = run_experiment(
+            spec.name, args.preset, args.data_dir, out, args.seed, **distribute, **overrides
+        )
     except (ValueError, FileNotFoundError) as error:
         return _fail(str(error))
     print(report(results, out))

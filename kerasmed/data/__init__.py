@@ -37,3 +37,13 @@ from kerasmed.data.slice_sampling import (  # noqa: F401
     sample_window_slices,
     window_bounds,
 )
+from kerasmed.data.streaming import (  # noqa: F401
+    StreamedSequenceDataset,
+    StreamedSliceDataset,
+    StreamedVolumeDataset,
+    VolumeFiles,
+    VolumeIndex,
+    read_volume_index,
+    volume_dataset,
+    volume_lengths,
+)

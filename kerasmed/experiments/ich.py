@@ -16,6 +16,7 @@ The same functions, configured by an `IchConfig` (see `kerasmed.experiments.pres
 
 from __future__ import annotations
 
+import functools
 import time
 
 import keras
@@ -26,7 +27,14 @@ import sklearn.preprocessing
 import sklearn.svm
 
 from kerasmed.callbacks import KeepBestWeights
-from kerasmed.data import BalancedSliceDataset, BalancedVolumeDataset, simulate_head_ct
+from kerasmed.data import BalancedSliceDataset, simulate_head_ct
+from kerasmed.data.streaming import (
+    STREAM_ABOVE_BYTES,
+    VolumeFiles,
+    read_volume_index,
+    volume_dataset,
+    volume_lengths,
+)
 from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
 from kerasmed.experiments.presets.ich import PRESETS, IchConfig
 from kerasmed.metrics import delong_test, operating_point, roc_auc_ci
@@ -54,6 +62,7 @@ __all__ = [
     "slice_baselines",
     "slice_outputs",
     "split",
+    "stream_volumes",
     "train_scratch",
     "train_volume_stages",
 ]
@@ -137,25 +146,60 @@ def split(labels, config, seed=0):
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
-def load_data(config, data_dir=None, seed=0, verbose=True):
+def _window_and_filter(volume, z_factor):
+    return preprocess(volume, None, z_factor)[0]
+
+
+def stream_volumes(config, data_dir, stream=None, log=None):
+    """The volumes of `data_dir` left on disk, or None to load them (see `load_data`).
+
+    Returns ``(VolumeFiles, labels, slice_labels)``: the files are windowed and max-filtered
+    (`preprocess`) as each is read.
+    """
+    if stream is False:
+        return None
+    index = read_volume_index(data_dir)
+    if not stream and index.float32_bytes() <= STREAM_ABOVE_BYTES:
+        return None
+    z = config.z_factor
+    slice_labels = [max_filter_downsample(s, factor=z) if z > 1 else s for s in index.slice_labels]
+    transform = functools.partial(_window_and_filter, z_factor=z)
+    files = index.files.with_transform(transform, [len(s) for s in slice_labels])
+    if log is not None:
+        log(f"streaming {len(files)} volumes from {data_dir} (read as batches need them)")
+    return files, index.labels, slice_labels
+
+
+def load_data(config, data_dir=None, seed=0, verbose=True, stream=None):
     """Loads, preprocesses and splits the volumes.
+
+    With `data_dir`, the volumes stay on disk (`kerasmed.data.VolumeFiles`, read when a batch
+    needs them) if `stream` is True, or if `stream` is None (default) and they would take more
+    than `kerasmed.data.streaming.STREAM_ABOVE_BYTES` as float32; ``stream=False`` loads them.
 
     Returns:
         ``{"train" | "val" | "test": {"volumes": [...], "labels": array, "slice_labels": [...]}}``
         with volumes windowed to [0, 1] and max-filtered.
     """
     log = logger("ich", verbose)
-    volumes, labels, slice_labels = load_volumes(config, data_dir, seed)
-    processed = [
-        preprocess(v, s, config.z_factor) for v, s in zip(volumes, slice_labels, strict=True)
-    ]
+    streamed = None if data_dir is None else stream_volumes(config, data_dir, stream, log)
+    if streamed is None:
+        volumes, labels, slice_labels = load_volumes(config, data_dir, seed)
+        processed = [
+            preprocess(v, s, config.z_factor) for v, s in zip(volumes, slice_labels, strict=True)
+        ]
+        volumes, slice_labels = [p[0] for p in processed], [np.asarray(p[1]) for p in processed]
+    else:
+        volumes, labels, slice_labels = streamed
     parts = split(labels, config, seed)
     data = {}
     for part, index in parts.items():
         data[part] = {
-            "volumes": [processed[i][0] for i in index],
+            "volumes": volumes.subset(index)
+            if isinstance(volumes, VolumeFiles)
+            else [volumes[i] for i in index],
             "labels": labels[index],
-            "slice_labels": [np.asarray(processed[i][1]) for i in index],
+            "slice_labels": [slice_labels[i] for i in index],
         }
         counts = np.bincount(labels[index], minlength=2)
         log(f"{part}: {len(index)} volumes ({counts[1]} with ICH, {counts[0]} without)")
@@ -186,12 +230,12 @@ def _volume_data(part, config, seed, shuffle):
         # One shape for a whole evaluation set: Keras's TensorFlow adapter fixes every dimension
         # (batch size included) that its first batches share, so pad to the longest volume and
         # fall back to single volumes when the batch size does not divide the set.
-        longest = max(len(v) for v in part["volumes"])
+        longest = int(volume_lengths(part["volumes"]).max())
         batch = config.volume_batch if len(part["volumes"]) % config.volume_batch == 0 else 1
-        return BalancedVolumeDataset(
+        return volume_dataset(
             part["volumes"], part["labels"], batch_size=batch, shuffle=False, pad_multiple=longest
         )
-    return BalancedVolumeDataset(
+    return volume_dataset(
         part["volumes"], part["labels"], batch_size=config.volume_batch,
         samples_per_epoch=config.volumes_per_epoch, augment=config.augment,
         pad_multiple=config.pad_multiple, seed=seed,
@@ -228,10 +272,21 @@ def _all_slices(volumes):
     return np.concatenate(volumes)[..., None]
 
 
-def slice_outputs(model, volumes, batch_size=256):
-    """Runs a slice model on every slice: a list with one ``(N_i, ...)`` array per volume."""
-    outputs = model.predict(_all_slices(volumes), batch_size=batch_size, verbose=0)
-    return np.split(outputs, np.cumsum([len(v) for v in volumes])[:-1])
+def slice_outputs(model, volumes, batch_size=256, max_slices=65536):
+    """Runs a slice model on every slice: a list with one ``(N_i, ...)`` array per volume.
+
+    The volumes go through the model in groups of about `max_slices` slices, so volumes
+    read from disk (`kerasmed.data.VolumeFiles`) are never all in memory.
+    """
+    lengths = volume_lengths(volumes)
+    groups = np.split(
+        np.arange(len(lengths)), np.flatnonzero(np.diff(np.cumsum(lengths) // max_slices)) + 1
+    )
+    outputs = np.concatenate([
+        model.predict(_all_slices([volumes[i] for i in g]), batch_size=batch_size, verbose=0)
+        for g in groups
+    ])  # fmt: skip
+    return np.split(outputs, np.cumsum(lengths)[:-1])
 
 
 def pad_both_ends(features, length):
@@ -345,7 +400,7 @@ def evaluate(labels, scores, reference="cnn_bilstm_staged"):
     return models, p_values
 
 
-def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrides):
+def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, stream=None, **overrides):
     """Runs the whole experiment; returns ``{"models": ..., "delong_p_values": ..., ...}``.
 
     Args:
@@ -355,6 +410,8 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
         out: folder for the PNG figures, or ``None``.
         seed: seed of the data, the splits and every model.
         verbose: progress bars and stage messages.
+        stream: keep `data_dir`'s volumes on disk (True), load them (False), or decide by
+            their size (None, default; see `load_data`).
         **overrides: `IchConfig` fields to change for this run, e.g. ``lstm_epochs=2``.
 
     Example:
@@ -364,7 +421,7 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
     """
     config = resolve_config(PRESETS, preset, overrides, experiment="ich")
     log = logger("ich", verbose)
-    data = load_data(config, data_dir, seed, verbose)
+    data = load_data(config, data_dir, seed, verbose, stream)
     cnn, model = build_models(config, _slice_shape(data), seed=seed)
     trainer = StagedTrainer(cnn, model, jit_compile=config.jit_compile)
 

@@ -151,8 +151,9 @@ def get_config(name, preset="quick", **overrides):
 
 
 def run_experiment(
-    name, preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrides
-):
+    name, preset="quick", data_dir=None, out=None, seed=0, verbose=True, distribute=None,
+    **overrides,
+):  # fmt: skip
     """Runs one experiment end to end and writes ``out/results.json``.
 
     Args:
@@ -164,6 +165,8 @@ def run_experiment(
         seed: global seed (NumPy, Python and the Keras backend).
         verbose: print progress bars and stage messages (the paper-vs-ours table is
             `format_table(results)`; `report` prints it with the files written).
+        distribute: None (one device) or ``"data-parallel"`` (every local device, or every
+            host's; see `kerasmed.distribute.distribution_scope`).
         **overrides: settings of the preset to change for this run (see `get_config`);
             checked before Keras is imported and recorded in ``results.json`` with the
             resolved ``config``.
@@ -190,9 +193,11 @@ def run_experiment(
     created = _make_folder(out)
     before = _snapshot(out)
     start = time.perf_counter()
+    from kerasmed.distribute import distribution_scope
+
     try:
         caption = f"{name}, {preset} preset, {keras.backend.backend()} backend, seed {seed}"
-        with figure_caption(caption):
+        with figure_caption(caption), distribution_scope(distribute):
             produced = module.run(
                 preset=preset, data_dir=data_dir, out=out, seed=seed, verbose=verbose, **overrides
             )
@@ -209,6 +214,7 @@ def run_experiment(
         "models": produced.pop("models"),
         "paper": module.PAPER,
         "overrides": applied,
+        "distribute": distribute,
         "config": config_to_dict(config),
         **produced,
     }
