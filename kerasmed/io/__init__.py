@@ -28,6 +28,17 @@ from kerasmed.io.manifest import (  # noqa: F401
     read_longitudinal_manifest,
 )
 from kerasmed.io.nifti import read_nifti  # noqa: F401
+from kerasmed.io.prep_runner import (  # noqa: F401
+    PrepRun,
+    PrepTask,
+    add_prep_arguments,
+    atomic_path,
+    non_negative_int,
+    positive_int,
+    run_prep,
+    save_npz_atomic,
+    write_text_atomic,
+)
 from kerasmed.io.radiograph import read_radiograph  # noqa: F401
 from kerasmed.io.report import LoadError, LoadProblem, LoadReport  # noqa: F401
 from kerasmed.io.segmentation_manifest import (  # noqa: F401
