@@ -4,6 +4,14 @@ Every reader that can skip an input returns a `LoadReport` (what it did not load
 and follows one ``strict`` rule (`kerasmed.io.report`).
 """
 
+from kerasmed.io.cov19_ct import (  # noqa: F401
+    Cov19Dataset,
+    Cov19Entry,
+    Cov19Scan,
+    index_cov19_ct,
+    read_cov19_ct,
+    read_cov19_scan,
+)
 from kerasmed.io.dicom import Volume, read_dicom_series  # noqa: F401
 from kerasmed.io.imageclef import (  # noqa: F401
     ImageCLEFIndex,
