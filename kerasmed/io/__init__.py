@@ -4,6 +4,14 @@ Every reader that can skip an input returns a `LoadReport` (what it did not load
 and follows one ``strict`` rule (`kerasmed.io.report`).
 """
 
+from kerasmed.io.cov19_ct import (  # noqa: F401
+    Cov19Dataset,
+    Cov19Entry,
+    Cov19Scan,
+    index_cov19_ct,
+    read_cov19_ct,
+    read_cov19_scan,
+)
 from kerasmed.io.dicom import Volume, read_dicom_series  # noqa: F401
 from kerasmed.io.imageclef import (  # noqa: F401
     ImageCLEFIndex,
@@ -28,6 +36,17 @@ from kerasmed.io.manifest import (  # noqa: F401
     read_longitudinal_manifest,
 )
 from kerasmed.io.nifti import read_nifti  # noqa: F401
+from kerasmed.io.prep_runner import (  # noqa: F401
+    PrepRun,
+    PrepTask,
+    add_prep_arguments,
+    atomic_path,
+    non_negative_int,
+    positive_int,
+    run_prep,
+    save_npz_atomic,
+    write_text_atomic,
+)
 from kerasmed.io.radiograph import read_radiograph  # noqa: F401
 from kerasmed.io.report import LoadError, LoadProblem, LoadReport  # noqa: F401
 from kerasmed.io.segmentation_manifest import (  # noqa: F401

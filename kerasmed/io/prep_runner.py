@@ -1,0 +1,407 @@
+"""One runner for the ``data_prep/`` scripts: worker pool, progress, atomic outputs, resume.
+
+A script lists its inputs as `PrepTask` objects (a unique ``key`` per output, the arguments
+of the work function, the input's path for the report) and calls `run_prep`:
+
+1. Tasks already done are skipped: a task is done when its journal record
+   ``<state_dir>/<key>.json`` exists, was written with the same ``settings``, and every file
+   it lists under ``"outputs"`` exists. The record is written (atomically) only after the
+   task's outputs, and every output is itself written atomically (`atomic_path`: a temporary
+   file in the same folder, then ``os.replace``), so an interrupted run leaves no partial
+   output that could count as done, and a rerun does only the rest.
+2. The other tasks run ``work(task.args)`` in a pool of ``workers`` processes (``spawn``;
+   ``0`` or ``1`` runs them in this process), with a tqdm progress bar and its ETA. The work
+   function writes its outputs and returns a JSON-serialisable record (a dict); an optional
+   ``finish(task, result)`` runs in this process on each result (e.g. a Keras model that
+   should not be loaded once per worker) and returns the record instead.
+3. A task whose work raises one of ``errors`` (``ValueError``, ``OSError``) is a problem of
+   the returned `LoadReport`, naming its input; the strict rule of `kerasmed.io.report` then
+   applies once at the end (``strict=True`` raises one `LoadError` listing every failed input,
+   after the others were written; ``strict=False`` warns). Failed tasks have no record, so a
+   rerun tries them again.
+
+The work function is sent to the workers as a reference to its module file, so a function
+of a ``data_prep/`` script works there whether the script runs as ``__main__`` or was loaded
+from its path (as the tests do).
+
+`add_prep_arguments` adds the shared options (``--workers``, ``--strict/--no-strict``,
+``--no-progress``); `positive_int` / `non_negative_int` are the argparse types of sizes
+(``--size 0`` is an argparse error naming the option and the value).
+
+Example:
+
+>>> import tempfile
+>>> out = tempfile.mkdtemp()
+>>> def square(number):  # a real script writes its output with `atomic_path` here
+...     return {"square": number * number}
+>>> tasks = [PrepTask(str(n), n) for n in range(3)]
+>>> run = run_prep(tasks, square, os.path.join(out, ".prep"), workers=0, progress=False)
+>>> [run.records[t.key]["square"] for t in tasks], run.computed
+([0, 1, 4], ['0', '1', '2'])
+>>> run_prep(tasks, square, os.path.join(out, ".prep"), workers=0, progress=False).resumed
+['0', '1', '2']
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import dataclasses
+import importlib
+import importlib.util
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from kerasmed.io.report import LoadReport, add_strict_argument
+
+__all__ = [
+    "PrepRun",
+    "PrepTask",
+    "add_prep_arguments",
+    "atomic_path",
+    "non_negative_int",
+    "positive_int",
+    "resolve_workers",
+    "run_prep",
+    "save_npz_atomic",
+    "write_text_atomic",
+]
+
+RECORD_SUFFIX = ".json"
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _int_type(text, minimum, what):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {what}. Received: {text!r}")
+    return value
+
+
+def positive_int(text):
+    """Argparse type of a size: an int >= 1 (``--size 0`` -> "argument --size: must be ...")."""
+    return _int_type(text, 1, "a positive integer")
+
+
+def non_negative_int(text):
+    """Argparse type of a size where 0 means "keep": an int >= 0."""
+    return _int_type(text, 0, "an integer >= 0")
+
+
+def add_prep_arguments(parser, workers=True, progress=True):
+    """Adds the shared options of a ``data_prep/`` script to `parser`.
+
+    ``--strict/--no-strict`` (`kerasmed.io.report.add_strict_argument`), and with `workers`
+    ``--workers N`` (default: every core; 0 or 1 = in this process), with `progress`
+    ``--no-progress``.
+
+    Example:
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_prep_arguments(parser)
+    >>> args = parser.parse_args(["--workers", "0", "--no-strict"])
+    >>> args.workers, args.strict, args.no_progress
+    (0, False, False)
+    """
+    if workers:
+        parser.add_argument(
+            "--workers",
+            type=non_negative_int,
+            default=None,
+            help="worker processes (default: every core; 0 or 1: in this process)",
+        )
+    if progress:
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_strict_argument(parser)
+
+
+def resolve_workers(workers):
+    """``None`` -> ``os.cpu_count()``; otherwise `workers` (an int >= 0)."""
+    if workers is None:
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+        raise ValueError(f"`workers` must be None or an int >= 0. Received: workers={workers!r}")
+    return int(workers)
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path`; moves it onto `path` if the block succeeds.
+
+    The temporary file keeps `path`'s suffix (``np.savez`` appends ``.npz`` otherwise) and
+    starts with ``.``; it is removed when the block raises, so no partial file is left.
+
+    Example:
+
+    >>> folder = tempfile.mkdtemp()
+    >>> with atomic_path(os.path.join(folder, "a.npz")) as tmp:
+    ...     np.savez(tmp, x=np.arange(3))
+    >>> os.listdir(folder)
+    ['a.npz']
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    suffix = os.path.splitext(name)[1]
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp" + suffix, dir=folder)
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
+def save_npz_atomic(path, compress=False, **arrays):
+    """``np.savez`` (or ``savez_compressed``) of `arrays` to `path`, atomically; returns it."""
+    save = np.savez_compressed if compress else np.savez
+    with atomic_path(path) as temporary:
+        save(temporary, **arrays)
+    return os.fspath(path)
+
+
+def write_text_atomic(path, text):
+    """Writes `text` (UTF-8) to `path` atomically; returns the path."""
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return os.fspath(path)
+
+
+# ---------------------------------------------------------------- the runner
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepTask:
+    """One unit of work: its `key` (unique; a file name: its journal record), the `args`
+    given to the work function (picklable) and the input it stands for (`source`, for the
+    report)."""
+
+    key: str
+    args: object = None
+    source: str | None = None
+
+
+@dataclasses.dataclass
+class PrepRun:
+    """What `run_prep` did.
+
+    Attributes:
+        records: ``key -> record`` of every task done (now or before), in task order.
+        computed: keys of the tasks run now.
+        resumed: keys of the tasks skipped because a previous run had done them.
+        report: a `LoadReport` of the failed tasks (``num_rows`` = number of tasks).
+        workers: worker processes used (0 = in this process).
+        seconds: wall time of the run.
+    """
+
+    records: dict
+    computed: list
+    resumed: list
+    report: LoadReport
+    workers: int
+    seconds: float
+
+    def summary(self):
+        """A JSON-friendly dict: counts, workers, seconds, the failed inputs."""
+        return {
+            "tasks": self.report.num_rows,
+            "computed": len(self.computed),
+            "resumed": len(self.resumed),
+            "failed": len(self.report.problems),
+            "workers": self.workers,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class _FunctionRef:
+    """A picklable reference to a module-level function by module name, file and name."""
+
+    module: str
+    path: str | None
+    name: str
+
+    @classmethod
+    def of(cls, function):
+        module = sys.modules.get(function.__module__)
+        return cls(function.__module__, getattr(module, "__file__", None), function.__qualname__)
+
+
+_LOADED = {}
+
+
+def _resolve(ref):
+    if ref not in _LOADED:
+        module = sys.modules.get(ref.module) if ref.module != "__main__" else None
+        if module is None and ref.module != "__main__":
+            with contextlib.suppress(ImportError):
+                module = importlib.import_module(ref.module)
+        if module is None or (ref.path and getattr(module, "__file__", None) != ref.path):
+            name = f"_kerasmed_prep_{abs(hash(ref.path)):x}"
+            spec = importlib.util.spec_from_file_location(name, ref.path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        _LOADED[ref] = getattr(module, ref.name)
+    return _LOADED[ref]
+
+
+def _call(ref, args, errors):
+    """Runs one task in a worker; returns ``("ok", result)`` or ``("error", text)``."""
+    try:
+        return "ok", _resolve(ref)(args)
+    except errors as error:
+        return "error", f"{type(error).__name__}: {error}"
+
+
+def _record_path(state_dir, key):
+    return os.path.join(state_dir, f"{key}{RECORD_SUFFIX}")
+
+
+def _load_record(state_dir, key, settings, out_dir):
+    try:
+        with open(_record_path(state_dir, key), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("settings") != settings:
+        return None
+    record = saved.get("record")
+    outputs = record.get("outputs", []) if isinstance(record, dict) else []
+    if not all(os.path.isfile(os.path.join(out_dir, name)) for name in outputs):
+        return None
+    return record
+
+
+def _check_tasks(tasks):
+    keys = [task.key for task in tasks]
+    for key in keys:
+        if not isinstance(key, str) or not key or os.sep in key or key.startswith("."):
+            raise ValueError(
+                f"A task key must be a non-empty file name not starting with '.'. Received: key={key!r}"
+            )
+    if len(set(keys)) != len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"Task keys must be unique. Received: duplicate keys {twice[:10]}")
+
+
+def run_prep(
+    tasks,
+    work,
+    state_dir,
+    *,
+    settings=None,
+    finish=None,
+    workers=None,
+    progress=True,
+    desc="preparing",
+    unit="item",
+    strict=True,
+    what="input(s)",
+    source=None,
+    errors=(ValueError, OSError),
+    out_dir=None,
+):
+    """Runs `work` on every `PrepTask` not done yet (module docstring); returns a `PrepRun`.
+
+    Args:
+        tasks: list of `PrepTask` with unique keys.
+        work: a module-level function ``work(task.args) -> result``; it writes the task's
+            outputs (with `atomic_path` / `save_npz_atomic`) and returns a JSON-serialisable
+            dict (``"outputs"``: the files it wrote, relative to `out_dir`, checked on resume).
+        state_dir: folder of the journal records (created), e.g. ``OUT/.prep``.
+        settings: JSON-serialisable settings the outputs depend on; a record written with
+            other settings is not done (the task runs again and replaces its outputs).
+        finish: optional ``finish(task, result) -> record``, run in this process.
+        workers: processes (``None``: every core; 0 or 1: in this process).
+        progress: show a tqdm progress bar (with its ETA).
+        desc, unit: the progress bar's text.
+        strict: the strict rule of `kerasmed.io.report` for the failed tasks.
+        what: the inputs' name in the messages.
+        source: the report's source (default `state_dir`'s parent).
+        errors: exception types that make a task a reported problem (others propagate).
+        out_dir: folder of the records' ``"outputs"`` (default `state_dir`'s parent).
+
+    Returns:
+        A `PrepRun`.
+
+    Raises:
+        LoadError: ``strict`` and some task failed (the others are written and journaled).
+    """
+    started = time.perf_counter()
+    tasks = list(tasks)
+    _check_tasks(tasks)
+    workers = resolve_workers(workers)
+    state_dir = os.fspath(state_dir)
+    parent = os.path.dirname(os.path.abspath(state_dir))
+    out_dir = parent if out_dir is None else os.fspath(out_dir)
+    settings = json.loads(json.dumps(settings))  # as it reads back from a record
+    os.makedirs(state_dir, exist_ok=True)
+    report = LoadReport(source or parent, num_rows=len(tasks), unit="inputs")
+    done = {}
+    for task in tasks:
+        record = _load_record(state_dir, task.key, settings, out_dir)
+        if record is not None:
+            done[task.key] = record
+    todo = [task for task in tasks if task.key not in done]
+    resumed, computed = [t.key for t in tasks if t.key in done], []
+    errors = tuple(errors)
+    used = workers if workers > 1 and len(todo) > 1 else 0
+    bar = tqdm(total=len(tasks), initial=len(done), desc=desc, unit=unit, disable=not progress)
+
+    def accept(task, status, result):
+        if status == "error":
+            report.add(result, path=task.source, item=task.key)
+            return
+        record = finish(task, result) if finish is not None else result
+        text = json.dumps({"key": task.key, "settings": settings, "record": record})
+        write_text_atomic(_record_path(state_dir, task.key), text)
+        done[task.key] = json.loads(text)["record"]
+        computed.append(task.key)
+
+    try:
+        if used:
+            ref = _FunctionRef.of(work)
+            context = multiprocessing.get_context("spawn")
+            pool = concurrent.futures.ProcessPoolExecutor(min(used, len(todo)), mp_context=context)
+            try:
+                futures = {pool.submit(_call, ref, task.args, errors): task for task in todo}
+                for future in concurrent.futures.as_completed(futures):
+                    accept(futures[future], *future.result())
+                    bar.update()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            for task in todo:
+                try:
+                    status, result = "ok", work(task.args)
+                except errors as error:
+                    status, result = "error", f"{type(error).__name__}: {error}"
+                accept(task, status, result)
+                bar.update()
+    finally:
+        bar.close()
+    records = {task.key: done[task.key] for task in tasks if task.key in done}
+    order = {task.key: k for k, task in enumerate(tasks)}
+    computed.sort(key=order.get)
+    run = PrepRun(records, computed, resumed, report, used, time.perf_counter() - started)
+    report.raise_or_warn(strict, what)
+    return run
