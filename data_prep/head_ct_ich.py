@@ -74,6 +74,7 @@ from pydicom.errors import InvalidDicomError
 from tqdm.auto import tqdm
 
 from kerasmed.io import LoadError, LoadReport, VolumeSetWriter, read_dicom_series
+from kerasmed.io.prep_runner import non_negative_int, positive_int
 from kerasmed.io.report import add_strict_argument, write_prepare_report
 from kerasmed.preprocessing import max_filter_downsample, resize_slices
 
@@ -603,7 +604,7 @@ def parse_args(argv=None):
     common.add_argument("--out", required=True, help="output folder (labels.csv + volumes/)")
     common.add_argument(
         "--slice-size",
-        type=int,
+        type=non_negative_int,
         default=256,
         help="H = W of the output slices (paper: 256; 0 = keep)",
     )
@@ -639,23 +640,24 @@ def parse_args(argv=None):
     cq.add_argument("--series-pattern", default=SERIES_PATTERN, help="preferred series (regex)")
     cq.add_argument("--exclude-pattern", default=EXCLUDE_PATTERN, help="series never used (regex)")
     cq.add_argument("--target-thickness", type=float, default=5.0, help="preferred thickness, mm")
-    cq.add_argument("--min-slices", type=int, default=10, help="fewest images in a series")
-    cq.add_argument("--max-studies", type=int, default=None, help="prepare only the first N")
+    cq.add_argument("--min-slices", type=positive_int, default=10, help="fewest images in a series")
+    cq.add_argument(
+        "--max-studies", type=positive_int, default=None, help="prepare only the first N"
+    )
 
     rs = sub.add_parser("rsna", parents=[common], help="RSNA 2019 intracranial hemorrhage")
     rs.add_argument("--dicom-dir", required=True, help="folder of ID_*.dcm files")
     rs.add_argument("--labels", required=True, help="stage_2_train.csv (ID,Label)")
-    rs.add_argument("--max-series", type=int, default=None, help="stop after N volumes (UID order)")
+    rs.add_argument(
+        "--max-series", type=positive_int, default=None, help="stop after N volumes (UID order)"
+    )
     rs.add_argument(
         "--fix-12bit",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="correct the known 12-bit pixel-representation error of some RSNA slices",
     )
-    args = parser.parse_args(argv)
-    if args.slice_size < 0:
-        parser.error(f"--slice-size must be >= 0. Received: {args.slice_size}")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasmed.io import load_manifest_images, read_longitudinal_manifest, save_longitudinal_npz
+from kerasmed.io.prep_runner import positive_int
 from kerasmed.io.report import add_strict_argument, write_prepare_report
 
 
@@ -50,14 +51,14 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--image-size",
-        type=int,
+        type=positive_int,
         nargs="+",
         default=[299],
         help="H [W] of the output images (paper: 299)",
     )
     parser.add_argument(
         "--min-exams",
-        type=int,
+        type=positive_int,
         default=2,
         help="keep patients with at least this many exams (paper: 2)",
     )

@@ -40,6 +40,7 @@ from kerasmed.io import (
     read_segmentation_manifest,
     save_segmentation_npz,
 )
+from kerasmed.io.prep_runner import positive_int
 from kerasmed.io.report import add_strict_argument, write_prepare_report
 from kerasmed.io.segmentation_sequences import NPZ_NAME
 
@@ -146,7 +147,7 @@ def parse_args(argv=None):
         "range '0.3:0.7'",
     )
     parser.add_argument(
-        "--image-size", type=int, nargs="+", default=None, help="H [W] (default: keep)"
+        "--image-size", type=positive_int, nargs="+", default=None, help="H [W] (default: keep)"
     )
     parser.add_argument(
         "--normalize",

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasmed.data import load_imageclef_arrays
+from kerasmed.io.prep_runner import non_negative_int, positive_int
 from kerasmed.io.report import add_strict_argument, write_prepare_report
 
 PADDINGS = {"constant": "constant", "wrap": "wrap", "none": None}
@@ -56,9 +57,14 @@ def parse_args(argv=None):
         action="store_true",
         help="channels (original, NL-means, CLAHE) instead of the grey image three times",
     )
-    parser.add_argument("--size", type=int, default=512, help="output side in pixels (paper: 512)")
     parser.add_argument(
-        "--workers", type=int, default=None, help="worker processes (default: every core)"
+        "--size", type=positive_int, default=512, help="output side in pixels (paper: 512)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=None,
+        help="worker processes (default: every core)",
     )
     parser.add_argument("--cache-dir", default=None, help="per-image cache (default: OUT/cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
