@@ -104,7 +104,14 @@ EXPERIMENTS = {
             "segmentation.npz",
             "python data_prep/longitudinal_segmentation.py MANIFEST.csv --out DIR",
         ),
-        _register("two-step", "two_step", None, None, ready=False),
+        _register(
+            "two-step",
+            "two_step",
+            "train",
+            "the COV19-CT-DB release as distributed (train/ and validation/; layout in "
+            "kerasmed.io.cov19_ct)",
+            ready=False,
+        ),
         _register(
             "xray",
             "xray",
@@ -243,7 +250,7 @@ def check_data_dir(name, data_dir):
     folder = Path(data_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"--data-dir is not a folder. Received: data_dir={data_dir!r}")
-    if not (folder / spec.data_file).is_file():
+    if not (folder / spec.data_file).exists():  # a file, or a folder (COV19-CT-DB's train/)
         raise FileNotFoundError(
             f"--data-dir has no {spec.data_file}, the file experiment {name!r} reads; make the "
             f"folder with: {spec.data_prep} (see README, 'Real datasets'). "

@@ -42,6 +42,7 @@ from kerasmed.data import (
 )
 from kerasmed.experiments.common import logger, progress, resolve_config
 from kerasmed.experiments.presets.two_step import PRESETS, TwoStepConfig
+from kerasmed.experiments.two_step_cov19 import load_cov19_parts
 from kerasmed.experiments.two_step_figures import (
     plot_draw_spread,
     plot_embedding_matrix,
@@ -94,28 +95,36 @@ PAPER = {
 PAPER_SINGLE_DRAW_F1 = (0.920, 0.938)
 
 
-def _model_slices(volume, size):
-    """A scan's slices as one ``(n, size, size)`` uint8 array (odd-sized slices resized)."""
-    if isinstance(volume, (list, tuple)):
-        slices = [
-            s if s.shape == (size, size) else cv2.resize(s, (size, size), cv2.INTER_AREA)
-            for s in to_8bit_slices([np.asarray(s, "float32") for s in volume])
+def model_slices(volume, size, kind="hu"):
+    """A scan's slices as one ``(n, size, size)`` uint8 array (odd-sized slices resized).
+
+    `volume` is in HU (windowed by `to_8bit_slices`), or already 8-bit with ``kind="8bit"``.
+    """
+    if kind == "8bit":
+        slices = [np.asarray(s, np.uint8) for s in volume]
+    elif isinstance(volume, (list, tuple)):
+        slices = to_8bit_slices([np.asarray(s, "float32") for s in volume])
+    else:
+        slices = to_8bit_slices(volume)
+    return np.stack(
+        [
+            s
+            if s.shape == (size, size)
+            else cv2.resize(s, (size, size), interpolation=cv2.INTER_AREA)
+            for s in slices
         ]
-        return np.stack(slices)
-    slices = to_8bit_slices(volume)
-    if slices.shape[1:] != (size, size):
-        slices = np.stack([cv2.resize(s, (size, size), cv2.INTER_AREA) for s in slices])
-    return slices
+    )
 
 
-def select_windows(volumes, config):
-    """`select_lung_slices` on every HU scan with the config's filters; a list of results."""
+def select_windows(volumes, config, kind="hu"):
+    """`select_lung_slices` on every scan (HU, or ``kind="8bit"``) with the config's filters."""
     return [
         select_lung_slices(
             v,
             fraction=config.window_fraction,
             filter_size=config.filter_size,
             crop_filter_size=config.crop_filter_size,
+            kind=kind,
         )  # fmt: skip
         for v in volumes
     ]
@@ -132,26 +141,22 @@ def split(labels, config, seed=0):
 
 
 def load_data(config, data_dir=None, seed=0, verbose=True):
-    """Simulates (or reads) the scans, selects their windows and splits them.
+    """Simulates the scans (or reads COV19-CT-DB from `data_dir`), selects windows, splits them.
 
     Returns:
         ``{"train" | "test": {"volumes": [HU scans], "slices": [(n, H, W) uint8],
         "windows": [LungSliceSelection], "labels": array}}``.
     """
-    if data_dir is not None:
-        raise ValueError(
-            "Experiment two-step runs on its embedded phantom only: a COV19-CT-DB folder "
-            "reader is not part of kerasmed yet. Pass data_dir=None. "
-            f"Received: data_dir={data_dir!r}"
-        )
     log = logger("two-step", verbose)
+    if data_dir is not None:
+        return load_cov19_parts(config, data_dir, log)
     data = simulate_chest_ct(
         config.num_train + config.num_test, slice_size=config.slice_size,
         min_slices=config.min_slices, max_slices=config.max_slices,
         mixed_size_fraction=config.mixed_size_fraction, seed=seed,
     )  # fmt: skip
     windows = select_windows(data.volumes, config)
-    slices = [_model_slices(v, config.slice_size) for v in data.volumes]
+    slices = [model_slices(v, config.slice_size) for v in data.volumes]
     labels = np.asarray(data.labels)
     parts = {}
     for part, index in split(labels, config, seed).items():
@@ -380,7 +385,8 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
 
     Args:
         preset: ``"quick"`` (2-core CPU, minutes) or ``"paper"`` (GPU).
-        data_dir: must be ``None`` (the embedded phantom; no COV19-CT-DB reader yet).
+        data_dir: ``None`` (the embedded phantom) or a COV19-CT-DB folder (``train/`` and
+            ``validation/``; `kerasmed.experiments.two_step_cov19`).
         out: folder for the PNG figures, or ``None``.
         seed: seed of the data, the split, the draws and every model.
         verbose: progress bars and stage messages.

@@ -2,13 +2,17 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import sklearn.metrics
 
+from kerasmed.data import simulate_chest_ct, to_8bit_slices
 from kerasmed.experiments import get_config, run_experiment
 from kerasmed.experiments import two_step as exp
+from kerasmed.experiments.registry import check_data_dir
 from kerasmed.metrics import roc_auc_ci
+from kerasmed.preprocessing import select_lung_slices
 
 # Overrides of the quick preset (`run_experiment(..., **TINY)`).
 TINY = {
@@ -128,10 +132,58 @@ def test_build_head_follows_the_config():
         exp.build_head("gru", config)
 
 
-def test_data_dir_is_refused_with_a_clear_error():
-    config = get_config("two-step", "quick")
-    with pytest.raises(ValueError, match="Received: data_dir='/some/folder'"):
-        exp.load_data(config, data_dir="/some/folder")
+def _cov19_folder(root):
+    """A COV19-CT-DB tree of phantom scans as PNG slices (lossless, so values can be compared)."""
+    data = simulate_chest_ct(
+        6, slice_size=32, min_slices=20, max_slices=24, mixed_size_fraction=0.0, seed=3
+    )
+    written = {}
+    for i, (volume, label) in enumerate(zip(data.volumes, data.labels)):
+        split = "train" if i < 4 else "validation"
+        folder = root / split / ("covid" if label else "non-covid") / f"ct_scan_{i}"
+        folder.mkdir(parents=True)
+        slices = to_8bit_slices(volume)
+        for n, image in enumerate(slices):
+            cv2.imwrite(str(folder / f"{n}.png"), image)
+        written[(split, f"ct_scan_{i}")] = (slices, int(label))
+    return written
+
+
+def test_data_dir_reads_cov19_ct_train_and_validation(tmp_path):
+    config = get_config("two-step", "quick", **TINY)
+    written = _cov19_folder(tmp_path)
+    check_data_dir("two-step", tmp_path)  # what the CLI checks first
+    parts = exp.load_data(config, data_dir=tmp_path, verbose=False)
+    for part, split in (("train", "train"), ("test", "validation")):
+        # the reader's order: class folders (covid, non-covid), then scan id
+        expected = sorted(
+            ((key, value) for key, value in written.items() if key[0] == split),
+            key=lambda item: (1 - item[1][1], item[0][1]),
+        )
+        assert parts[part]["labels"].tolist() == [label for _, (_, label) in expected]
+        for got, window, (_, (slices, _)) in zip(
+            parts[part]["slices"], parts[part]["windows"], expected
+        ):
+            assert got.dtype == np.uint8 and got.shape == (
+                len(slices),
+                config.slice_size,
+                config.slice_size,
+            )
+            assert np.array_equal(got, exp.model_slices(slices, config.slice_size, kind="8bit"))
+            reference = select_lung_slices(
+                slices, fraction=config.window_fraction, filter_size=config.filter_size,
+                crop_filter_size=config.crop_filter_size, kind="8bit",
+            )  # fmt: skip
+            assert (window.start, window.stop) == (reference.start, reference.stop)
+
+
+def test_data_dir_problems_name_the_folder(tmp_path):
+    config = get_config("two-step", "quick", **TINY)
+    with pytest.raises(FileNotFoundError, match="some_folder"):
+        exp.load_data(config, data_dir=tmp_path / "some_folder", verbose=False)
+    (tmp_path / "train" / "covid").mkdir(parents=True)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="split 'train' has no usable"):
+        exp.load_data(config, data_dir=tmp_path, verbose=False)
 
 
 def test_unknown_override_names_the_setting():
