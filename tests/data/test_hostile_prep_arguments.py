@@ -21,20 +21,18 @@ RSNA = ["rsna", "--out", "o", "--dicom-dir", "d", "--labels", "l.csv"]
 MANIFEST = ["m.csv", "--out", "o"]
 XRAY = ["--data-dir", "d", "--out", "o"]
 
+# script -> (the required arguments, [(option, bad value), ...])
+BAD = {
+    "head_ct_ich.py": (CQ500, [("--min-slices", "0"), ("--max-studies", "0"), ("--slice-size", "-1")]),
+    "head_ct_ich.py rsna": (RSNA, [("--max-series", "0"), ("--max-series", "1e3")]),
+    "longitudinal_manifest.py": (MANIFEST, [("--image-size", "0"), ("--min-exams", "0"), ("--image-size", "big")]),
+    "longitudinal_segmentation.py": (MANIFEST, [("--image-size", "-4")]),
+    "xray_preprocess.py": (XRAY, [("--size", "0"), ("--size", "-512"), ("--workers", "-1"), ("--size", "2.5")]),
+}  # fmt: skip
 REFUSED = [
-    ("head_ct_ich.py", CQ500, "--min-slices", "0"),
-    ("head_ct_ich.py", CQ500, "--max-studies", "0"),
-    ("head_ct_ich.py", RSNA, "--max-series", "0"),
-    ("head_ct_ich.py", CQ500, "--slice-size", "-1"),
-    ("longitudinal_manifest.py", MANIFEST, "--image-size", "0"),
-    ("longitudinal_manifest.py", MANIFEST, "--min-exams", "0"),
-    ("longitudinal_segmentation.py", MANIFEST, "--image-size", "-4"),
-    ("xray_preprocess.py", XRAY, "--size", "0"),
-    ("xray_preprocess.py", XRAY, "--size", "-512"),
-    ("xray_preprocess.py", XRAY, "--workers", "-1"),
-    ("xray_preprocess.py", XRAY, "--size", "2.5"),
-    ("longitudinal_manifest.py", MANIFEST, "--image-size", "big"),
-    ("head_ct_ich.py", RSNA, "--max-series", "1e3"),
+    (script.split()[0], argv, option, value)
+    for script, (argv, cases) in BAD.items()
+    for option, value in cases
 ]
 
 ACCEPTED = [
