@@ -6,11 +6,13 @@ fcslstm --set test_timepoint=0``, checked by `kerasmed.experiments.config.apply_
 """
 
 from kerasmed.experiments.config import Preset, apply_overrides
+from kerasmed.experiments.departures import Departure, PaperSetting, departures_markdown
 from kerasmed.experiments.registry import (
     EXPERIMENTS,
     Experiment,
     format_table,
     get_config,
+    get_departures,
     get_experiment,
     run_experiment,
     validate_results,
@@ -18,11 +20,15 @@ from kerasmed.experiments.registry import (
 
 __all__ = [
     "EXPERIMENTS",
+    "Departure",
     "Experiment",
+    "PaperSetting",
     "Preset",
     "apply_overrides",
     "format_table",
+    "departures_markdown",
     "get_config",
+    "get_departures",
     "get_experiment",
     "run_experiment",
     "validate_results",

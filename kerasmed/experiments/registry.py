@@ -15,9 +15,12 @@ checks of ``--set`` overrides import no Keras.
      "paper": {same shape, the paper's published numbers},
      "overrides": {dotted key: value}, "config": {the resolved config},
      "verdict": {"claim": str, "holds": bool | None, "evidence": str, "text": str},
+     "departures": [{"setting": str, "paper": ..., "ours": ..., "why": str}],
      "files": [every file the run wrote in `out`, results.json included], ...extra keys...}
 
-The verdict is computed from the numbers by `kerasmed.experiments.verdicts`.
+The verdict is computed from the numbers by `kerasmed.experiments.verdicts`; the departures
+(where the run's config differs from the paper, see `get_departures`) by
+`kerasmed.experiments.departures` from the presets module's ``PAPER_SETTINGS``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kerasmed.experiments.config import Preset, config_to_dict, normalize_overrides, resolve_config
+from kerasmed.experiments.departures import departures
 from kerasmed.experiments.verdicts import verdict
 
 
@@ -61,6 +65,7 @@ class Experiment:
     data_file: str | None = None
     data_prep: str | None = None
     ready: bool = True
+    paper_settings: tuple = ()
 
     @property
     def runtimes(self) -> dict:
@@ -83,6 +88,7 @@ def _register(name, module, data_file, data_prep, ready=True):
         data_file,
         data_prep,
         ready,
+        tuple(getattr(presets, "PAPER_SETTINGS", ())),
     )
 
 
@@ -157,6 +163,23 @@ def get_config(name, preset="quick", **overrides):
     return resolve_config(get_experiment(name).presets, preset, overrides, experiment=name)
 
 
+def get_departures(name, preset="quick", **overrides):
+    """Where a run of `preset` (with `overrides`) departs from the paper: a list of `Departure`.
+
+    Computed from the config (no Keras import) and the presets module's ``PAPER_SETTINGS``,
+    so the "differs from the paper" table of a notebook cannot drift from the code;
+    `kerasmed.experiments.departures.departures_markdown` renders it.
+
+    Example:
+
+    >>> rows = get_departures("fcslstm", "quick")
+    >>> isinstance(rows, list)
+    True
+    """
+    config = get_config(name, preset, **overrides)
+    return departures(config, get_experiment(name).paper_settings)
+
+
 def run_experiment(
     name, preset="quick", data_dir=None, out=None, seed=0, verbose=True, distribute=None,
     **overrides,
@@ -228,6 +251,9 @@ def run_experiment(
     found = verdict(results)
     if found is not None:
         results["verdict"] = found.to_dict()
+    results["departures"] = [
+        d.to_dict() for d in departures(config, get_experiment(name).paper_settings)
+    ]
     validate_results(results)
     if out is not None:
         results["files"] = sorted({*_written(out, before), "results.json"})
