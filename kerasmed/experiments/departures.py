@@ -60,6 +60,8 @@ class PaperSetting:
             (e.g. a pair of fields shown as one ``"64 x 64"``); by default the field's value.
         matches: optional ``(config_value, paper) -> bool`` for settings that agree in
             more than one way (e.g. the paper's "512" against a tuple of layer widths).
+        embedded_only: a departure of the embedded data only (its size, the phantom itself):
+            not listed for a run on a real dataset (``departures(..., embedded=False)``).
     """
 
     field: str | None
@@ -68,6 +70,7 @@ class PaperSetting:
     why: str = ""
     ours: Any = None
     matches: Callable[[Any, Any], bool] | None = None
+    embedded_only: bool = False
 
     def __post_init__(self):
         if self.field is None and not isinstance(self.ours, str):
@@ -122,12 +125,14 @@ def _shown(value):
     return value
 
 
-def departures(config, settings: Iterable[PaperSetting]) -> list[Departure]:
+def departures(config, settings: Iterable[PaperSetting], embedded=True) -> list[Departure]:
     """The settings of `config` that differ from the paper's, in the order of `settings`.
 
     Args:
         config: an experiment's config (a frozen dataclass, overrides applied).
         settings: the experiment's ``PAPER_SETTINGS``.
+        embedded: the run uses the embedded data (no ``data_dir``); ``False`` leaves out
+            the settings marked `embedded_only`.
 
     Returns:
         A list of `Departure` (empty when the run follows the paper in every listed setting).
@@ -139,6 +144,8 @@ def departures(config, settings: Iterable[PaperSetting]) -> list[Departure]:
     rows = []
     for setting in settings:
         label = setting.label or setting.field
+        if setting.embedded_only and not embedded:
+            continue
         if setting.field is None:
             rows.append(Departure(label, setting.paper, setting.ours, setting.why))
             continue

@@ -163,7 +163,7 @@ def get_config(name, preset="quick", **overrides):
     return resolve_config(get_experiment(name).presets, preset, overrides, experiment=name)
 
 
-def get_departures(name, preset="quick", **overrides):
+def get_departures(name, preset="quick", data_dir=None, **overrides):
     """Where a run of `preset` (with `overrides`) departs from the paper: a list of `Departure`.
 
     Computed from the config (no Keras import) and the presets module's ``PAPER_SETTINGS``,
@@ -177,7 +177,7 @@ def get_departures(name, preset="quick", **overrides):
     True
     """
     config = get_config(name, preset, **overrides)
-    return departures(config, get_experiment(name).paper_settings)
+    return departures(config, get_experiment(name).paper_settings, embedded=data_dir is None)
 
 
 def run_experiment(
@@ -252,7 +252,8 @@ def run_experiment(
     if found is not None:
         results["verdict"] = found.to_dict()
     results["departures"] = [
-        d.to_dict() for d in departures(config, get_experiment(name).paper_settings)
+        d.to_dict()
+        for d in departures(config, get_experiment(name).paper_settings, embedded=data_dir is None)
     ]
     validate_results(results)
     if out is not None:

@@ -83,3 +83,33 @@ def test_every_registered_experiment_resolves_its_paper_settings(name):
     for preset in EXPERIMENTS[name].presets:
         for row in get_departures(name, preset):
             assert row.setting and isinstance(row.to_dict(), dict)
+
+
+def test_embedded_only_rows_are_left_out_on_real_data():
+    settings = (
+        PaperSetting("epochs", 100, "epochs", "-", embedded_only=True),
+        PaperSetting(None, "COV19-CT-DB", "data", "-", ours="phantom", embedded_only=True),
+        PaperSetting("widths", (64,), "batch", "-"),
+    )
+    assert [r.setting for r in departures(Config(), settings)] == ["epochs", "data", "batch"]
+    assert [r.setting for r in departures(Config(), settings, embedded=False)] == ["batch"]
+
+
+@pytest.mark.parametrize(
+    "name, method_rows",
+    [("two-step", ["data", "Swin variant", "Swin weight decay"]), ("xray", ["data"])],
+)
+def test_paper_preset_departs_only_in_method(name, method_rows):
+    # The paper preset follows the paper in every setting; what is left is what no setting
+    # can express (the data without --data-dir, a library's missing variant).
+    assert [r.setting for r in get_departures(name, "paper")] == method_rows
+    quick = [r.setting for r in get_departures(name, "quick")]
+    assert len(quick) > len(method_rows) and set(method_rows) <= set(quick)
+    real = [r.setting for r in get_departures(name, "paper", data_dir="somewhere")]
+    assert "data" not in real
+
+
+def test_an_override_to_the_papers_value_leaves_the_table():
+    assert "epochs per model" in [r.setting for r in get_departures("xray", "quick")]
+    rows = get_departures("xray", "quick", epochs=25)
+    assert "epochs per model" not in [r.setting for r in rows]
