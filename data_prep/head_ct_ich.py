@@ -74,7 +74,7 @@ from pydicom.errors import InvalidDicomError
 from tqdm.auto import tqdm
 
 from kerasmed.io import LoadError, LoadReport, VolumeSetWriter, read_dicom_series
-from kerasmed.io.prep_runner import non_negative_int, positive_int
+from kerasmed.io.prep_runner import non_negative_int, positive_int, run_script
 from kerasmed.io.report import add_strict_argument, write_prepare_report
 from kerasmed.preprocessing import max_filter_downsample, resize_slices
 
@@ -695,7 +695,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
+    run_script(main)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasmed.io import load_manifest_images, read_longitudinal_manifest, save_longitudinal_npz
-from kerasmed.io.prep_runner import positive_int
+from kerasmed.io.prep_runner import positive_int, run_script
 from kerasmed.io.report import add_strict_argument, write_prepare_report
 
 
@@ -116,7 +116,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
+    run_script(main)

@@ -29,7 +29,6 @@ label files coded 0/10/150/250 (iSeg-2017) add ``--label-map 0:0,10:1,150:2,250:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import nibabel
@@ -40,7 +39,7 @@ from kerasmed.io import (
     read_segmentation_manifest,
     save_segmentation_npz,
 )
-from kerasmed.io.prep_runner import positive_int
+from kerasmed.io.prep_runner import positive_int, run_script
 from kerasmed.io.report import add_strict_argument, write_prepare_report
 from kerasmed.io.segmentation_sequences import NPZ_NAME
 
@@ -228,7 +227,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
+    run_script(main)

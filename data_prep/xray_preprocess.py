@@ -29,13 +29,12 @@ Example::
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from kerasmed.data import load_imageclef_arrays
-from kerasmed.io.prep_runner import non_negative_int, positive_int
+from kerasmed.io.prep_runner import non_negative_int, positive_int, run_script
 from kerasmed.io.report import add_strict_argument, write_prepare_report
 
 PADDINGS = {"constant": "constant", "wrap": "wrap", "none": None}
@@ -120,7 +119,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
+    run_script(main)

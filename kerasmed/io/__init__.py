@@ -44,6 +44,7 @@ from kerasmed.io.prep_runner import (  # noqa: F401
     non_negative_int,
     positive_int,
     run_prep,
+    run_script,
     save_npz_atomic,
     write_text_atomic,
 )

@@ -71,6 +71,7 @@ __all__ = [
     "positive_int",
     "resolve_workers",
     "run_prep",
+    "run_script",
     "save_npz_atomic",
     "write_text_atomic",
 ]
@@ -135,6 +136,29 @@ def resolve_workers(workers):
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
         raise ValueError(f"`workers` must be None or an int >= 0. Received: workers={workers!r}")
     return int(workers)
+
+
+def run_script(main, argv=None):
+    """Runs a ``data_prep/`` script's ``main(argv)``; a bad input ends it with one line.
+
+    A `ValueError` or `FileNotFoundError` (a bad argument, an unreadable input, the strict
+    rule's `LoadError`) becomes ``sys.exit("error: <message>")`` (exit status 1, the message
+    on stderr), not a traceback; anything else propagates. Returns what `main` returned.
+
+    Example:
+
+    >>> def main(argv=None):
+    ...     raise ValueError("`--size` must be positive. Received: size=0")
+    >>> try:
+    ...     run_script(main)
+    ... except SystemExit as stop:
+    ...     print(stop.code)
+    error: `--size` must be positive. Received: size=0
+    """
+    try:
+        return main(argv)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
 
 
 # ---------------------------------------------------------------- atomic writes
