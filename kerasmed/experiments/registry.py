@@ -11,6 +11,7 @@ checks of ``--set`` overrides import no Keras.
 ``results.json`` shape::
 
     {"experiment": str, "preset": str, "backend": str, "seconds": float,
+     "data_dir": str | None (the prepared dataset; None = the embedded data),
      "models": {model: {metric: value | [low, high] | {label: value, "avg": value}}},
      "paper": {same shape, the paper's published numbers},
      "overrides": {dotted key: value}, "config": {the resolved config},
@@ -241,6 +242,7 @@ def run_experiment(
         "preset": preset,
         "backend": keras.backend.backend(),
         "seconds": round(seconds, 2),
+        "data_dir": None if data_dir is None else str(data_dir),
         "models": produced.pop("models"),
         "paper": module.PAPER,
         "overrides": applied,
