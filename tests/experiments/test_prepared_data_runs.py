@@ -64,9 +64,17 @@ def _flatten(value):
         yield value
 
 
-def _read_results(out):
+def _run_quick(name, data_dir, out, **tiny):
+    """The quick preset on `data_dir`; returns results.json after checking its data and metrics."""
+    results = run_experiment(
+        name, "quick", data_dir=str(data_dir), out=str(out), seed=0, verbose=False, **tiny
+    )
     with open(Path(out) / "results.json", encoding="utf-8") as f:
-        return json.load(f)
+        saved = json.load(f)
+    assert saved["data_dir"] == str(data_dir)
+    assert set(saved["models"]) == set(results["models"])
+    _finite_metrics(saved)
+    return saved
 
 
 def test_tlstm_on_a_prepared_exam_manifest(tmp_path):
@@ -95,15 +103,10 @@ def test_tlstm_on_a_prepared_exam_manifest(tmp_path):
     summary = prep.main([str(manifest), "--out", str(prepared), "--image-size", "24"])
     assert summary["files"]["sequences.npz"]["patients"] == 12
 
-    out = tmp_path / "run"
-    results = run_experiment(
-        "tlstm", "quick", data_dir=str(prepared), out=str(out), seed=0, verbose=False,
-        **_tiny("experiments/test_longitudinal_experiment.py"),
-    )  # fmt: skip
-    saved = _read_results(out)
-    assert saved["data_dir"] == str(prepared)
-    assert set(saved["models"]) == set(results["models"]) >= {"single_image", "lstm"}
-    _finite_metrics(saved)
+    tiny = _tiny("experiments/test_longitudinal_experiment.py")
+    saved = _run_quick("tlstm", prepared, tmp_path / "run", **tiny)
+    assert set(saved["models"]) >= {"single_image", "lstm"}
+    assert sum(saved["num_sequences"].values()) == 12  # the prepared patients, not the phantom's
     # the findings are the manifest's columns, not the phantom's digits
     assert json.dumps(saved).count("finding_") > 0
 
@@ -143,15 +146,10 @@ def test_ich_on_prepared_rsna_slices(tmp_path):
     assert summary["volumes_written"] == 10
     assert summary["positives"] == int(phantom.labels.sum())
 
-    out = tmp_path / "run"
     tiny = _tiny("experiments/test_ich_experiment.py")
     tiny.update(num_val=2, volumes_per_epoch=4)  # 10 volumes, split in these proportions
-    run_experiment(
-        "ich", "quick", data_dir=str(prepared), out=str(out), seed=0, verbose=False, **tiny
-    )
-    saved = _read_results(out)
-    assert saved["data_dir"] == str(prepared)
-    _finite_metrics(saved)
+    saved = _run_quick("ich", prepared, tmp_path / "run", **tiny)
+    assert sum(saved["num_volumes"].values()) == 10  # the prepared set (the tiny phantom has 24)
 
 
 def test_fcslstm_on_a_prepared_nifti_manifest(tmp_path):
@@ -162,15 +160,11 @@ def test_fcslstm_on_a_prepared_nifti_manifest(tmp_path):
     summary = prep.main([manifest, "--out", str(prepared), "--slices", "middle"])
     assert summary["sequences"] == summary["subjects"] >= 2
 
-    out = tmp_path / "run"
     tiny = _tiny("experiments/test_fcslstm_experiment.py")
     tiny.pop("image_size")  # the prepared images keep their size
-    run_experiment(
-        "fcslstm", "quick", data_dir=str(prepared), out=str(out), seed=0, verbose=False, **tiny
-    )
-    saved = _read_results(out)
-    assert saved["data_dir"] == str(prepared)
-    _finite_metrics(saved)
+    saved = _run_quick("fcslstm", prepared, tmp_path / "run", **tiny)
+    protocol = saved["protocol"]
+    assert protocol["training_subjects"] + protocol["heldout_subjects"] == summary["subjects"]
 
 
 def test_xray_on_an_imageclef_folder(tmp_path):
@@ -178,14 +172,11 @@ def test_xray_on_an_imageclef_folder(tmp_path):
     phantom = simulate_radiographs(40, min_size=24, max_size=40, seed=1)
     folder = tmp_path / "imageclef"
     write_imageclef_folder(phantom, folder, test_fraction=0.25)
-    out = tmp_path / "run"
-    run_experiment(
-        "xray", "quick", data_dir=str(folder), out=str(out), seed=0, verbose=False,
-        **_tiny("experiments/test_xray_experiment.py"),
-    )  # fmt: skip
-    saved = _read_results(out)
-    assert saved["data_dir"] == str(folder)
-    _finite_metrics(saved)
+    saved = _run_quick(
+        "xray", folder, tmp_path / "run", **_tiny("experiments/test_xray_experiment.py")
+    )
+    # the folder's 30 + 10 images were read (the tiny phantom of the unit test has 24)
+    assert (saved["load_report"]["train_rows"], saved["load_report"]["test_rows"]) == (30, 10)
 
 
 @pytest.mark.parametrize("name", ["tlstm", "ich", "fcslstm"])
