@@ -29,12 +29,13 @@ with `load_segmentation_npz`.
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
 from kerasmed.io.nifti import read_nifti
-from kerasmed.io.report import LoadError
+from kerasmed.io.report import LoadError, LoadReport
 from kerasmed.io.segmentation_manifest import (  # noqa: F401  (re-exported: the input)
     SegmentationManifest,
     read_segmentation_manifest,
@@ -52,10 +53,15 @@ from kerasmed.validation import check_int_tuple, check_one_of
 __all__ = [
     "SegmentationManifest",
     "SegmentationSequences",
+    "SubjectSlices",
+    "check_segmentation_options",
     "load_segmentation_npz",
     "load_segmentation_sequences",
     "read_segmentation_manifest",
+    "read_subject_slices",
     "save_segmentation_npz",
+    "segmentation_from_subjects",
+    "subject_manifest",
 ]
 
 _SLICE_MODES = ("middle", "all", "labelled")
@@ -207,77 +213,213 @@ def _read_subject(manifest, i, positions, normalize, label_map, report):
     return volumes
 
 
-def _load_subjects(manifest, wanted, normalize, label_map, report):
-    """Reads every subject: ``(index, kept positions, images (T, Z, Y, X, C), labels)``."""
-    loaded = []
-    for i, subject in enumerate(manifest.ids):
-        positions = _wanted_positions(manifest, i, wanted, report)
-        if positions is None:
-            continue
-        volumes = _read_subject(manifest, i, positions, normalize, label_map, report)
+@dataclasses.dataclass
+class SubjectSlices:
+    """What one subject of a manifest gives `load_segmentation_sequences` (`read_subject_slices`).
+
+    Attributes:
+        problems: `kerasmed.io.LoadProblem` of its time points (or of the subject) that
+            reading could not use, in order.
+        ignored: `kerasmed.io.LoadProblem` of its time points left out on request.
+        kept: positions (in the manifest's sorted time points) of the time points kept, or
+            ``None`` when reading left the subject out.
+        slice_indices: the axial indices selected (empty with `slice_error`).
+        slice_error: why no slice could be selected, or ``None``.
+        images: ``(K, T, H, W, C)`` float32, one sequence per selected slice (resized when
+            an ``image_size`` was given).
+        labels: ``(K, T, H, W)`` int16, ``-1`` where unlabelled.
+    """
+
+    problems: list
+    ignored: list
+    kept: list | None
+    slice_indices: list
+    slice_error: str | None
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def subject_manifest(manifest: SegmentationManifest, i) -> SegmentationManifest:
+    """The manifest of subject `i` alone (what a worker process needs to read it)."""
+    return SegmentationManifest(
+        ids=(manifest.ids[i],),
+        timepoints=[manifest.timepoints[i]],
+        image_paths=[manifest.image_paths[i]],
+        label_paths=[manifest.label_paths[i]],
+        rows=[manifest.rows[i]],
+        channel_names=manifest.channel_names,
+        report=LoadReport(manifest.report.source),
+    )
+
+
+def check_segmentation_options(
+    slices="middle", image_size=None, normalize="zscore", timepoints=None, label_map=None
+):
+    """Checks the options of `load_segmentation_sequences`; returns them as a checked dict.
+
+    The dict holds ``slices``, ``image_size`` (a ``(height, width)`` tuple or None),
+    ``normalize``, ``timepoints`` (a list of floats or None) and ``label_map`` (int -> int or
+    None): the keyword arguments of `read_subject_slices`.
+
+    Raises:
+        ValueError: naming the invalid argument and its value.
+    """
+    slices = _check_slices(slices)
+    check_one_of(normalize, "normalize", _NORMALIZE)
+    return {
+        "slices": slices,
+        "image_size": None if image_size is None else check_int_tuple(image_size, "image_size", 2),
+        "normalize": normalize,
+        "timepoints": None if timepoints is None else [float(t) for t in timepoints],
+        "label_map": _check_label_map(label_map),
+    }
+
+
+def read_subject_slices(
+    manifest: SegmentationManifest,
+    i,
+    slices="middle",
+    image_size=None,
+    normalize="zscore",
+    timepoints=None,
+    label_map=None,
+) -> SubjectSlices:
+    """Reads subject `i`'s volumes and cuts its selected slices (steps 1, 2, 3 and 5).
+
+    The work of `load_segmentation_sequences` for one subject (the arguments are its own);
+    `segmentation_from_subjects` then does step 4 and builds the sequences. A subject can be
+    read in a worker process from `subject_manifest` (``i=0``).
+
+    Returns:
+        A `SubjectSlices`.
+    """
+    options = check_segmentation_options(slices, image_size, normalize, timepoints, label_map)
+    wanted, report = options["timepoints"], LoadReport(manifest.report.source)
+    positions = _wanted_positions(manifest, i, wanted, report)
+    kept, volumes = None, {}
+    if positions is not None:
+        volumes = _read_subject(
+            manifest, i, positions, options["normalize"], options["label_map"], report
+        )
         if wanted is not None and len(volumes) < len(wanted):
-            reason = f"subject {subject!r} skipped: some of timepoints={wanted} are unusable"
+            reason = (
+                f"subject {manifest.ids[i]!r} skipped: some of timepoints={wanted} are unusable"
+            )
             report.add(reason, row=int(manifest.rows[i].min()))
         elif volumes:
             kept = sorted(volumes)
-            images = np.stack([volumes[j][0] for j in kept])
-            loaded.append((i, kept, images, [volumes[j][1] for j in kept]))
-    return loaded
+    chosen, error, images, labels = [], None, np.zeros(0, "float32"), np.zeros(0, "int16")
+    if kept is not None:
+        volume = np.stack([volumes[j][0] for j in kept])
+        masks = [volumes[j][1] for j in kept]
+        try:
+            chosen = _select_slices(options["slices"], volume.shape[1], masks)
+        except ValueError as failure:
+            error = str(failure)
+    if chosen:
+        dense = np.stack(
+            [np.full(volume.shape[1:4], -1, "int16") if lab is None else lab for lab in masks]
+        )
+        size = options["image_size"]
+        pairs = [(volume[:, z], dense[:, z]) for z in chosen]
+        if size is not None:
+            pairs = [
+                (resize_slices(x, size, "linear"), resize_slices(y, size, "nearest"))
+                for x, y in pairs
+            ]
+        images = np.stack([x for x, _ in pairs])
+        labels = np.stack([y for _, y in pairs])
+    return SubjectSlices(report.problems, report.ignored, kept, chosen, error, images, labels)
 
 
-def _slice_sequences(manifest, loaded, slices, report):
-    """Cuts the subjects that have the common number of time points into slice sequences.
+def segmentation_from_subjects(
+    manifest: SegmentationManifest, subjects, image_size=None, strict=True
+) -> SegmentationSequences:
+    """Builds the `SegmentationSequences` of `manifest` from its subjects' `SubjectSlices`.
 
-    Returns ``(subject, z, images (T, Y, X, C), labels (T, Y, X) int16, timepoints)`` tuples.
+    Step 4 of `load_segmentation_sequences`: the subjects with the most common number of time
+    points are kept, the others recorded as problems, and the strict rule applied.
+
+    Args:
+        manifest: the `SegmentationManifest` the subjects were read from.
+        subjects: one `SubjectSlices` per subject of `manifest`, in order
+            (`read_subject_slices`, here or in worker processes).
+        image_size: the ``image_size`` they were read with (``None``: every subject must have
+            the same slice shape).
+        strict: see `load_segmentation_sequences`.
+
+    Returns:
+        A `SegmentationSequences`, as `load_segmentation_sequences` returns it.
     """
-    counts = collections.Counter(len(kept) for _, kept, _, _ in loaded)
+    report, chosen = _common_length(manifest, subjects)
+    report.raise_or_warn(strict, "time point(s) or subject(s)", since=manifest.report.mark())
+    return _stack_subjects(manifest, chosen, image_size, report)
+
+
+def _common_length(manifest, subjects):
+    """The report with every subject's entries, and the ``(index, SubjectSlices)`` kept."""
+    if len(subjects) != len(manifest):
+        raise ValueError(
+            f"`subjects` must have one entry per subject ({len(manifest)}). "
+            f"Received: len(subjects)={len(subjects)}"
+        )
+    report = manifest.report.copy()
+    for item in subjects:
+        report.problems.extend(item.problems)
+        report.ignored.extend(item.ignored)
+    counts = collections.Counter(len(s.kept) for s in subjects if s.kept is not None)
     length = max(counts, key=lambda n: (counts[n], n)) if counts else 0
-    sequences = []
-    for i, kept, images, labels in loaded:
+    chosen = []
+    for i, item in enumerate(subjects):
         subject, first_row = manifest.ids[i], int(manifest.rows[i].min())
-        if len(kept) != length:
+        if item.kept is None:
+            continue
+        if len(item.kept) != length:
             reason = (
-                f"subject {subject!r} skipped: {len(kept)} usable time points, most subjects "
-                f"have {length} (choose them with timepoints=...)"
+                f"subject {subject!r} skipped: {len(item.kept)} usable time points, most "
+                f"subjects have {length} (choose them with timepoints=...)"
             )
             report.add(reason, row=first_row)
-            continue
-        try:
-            chosen = _select_slices(slices, images.shape[1], labels)
-        except ValueError as error:
-            report.add(f"subject {subject!r} skipped: {error}", row=first_row)
-            continue
-        dense = np.stack(
-            [np.full(images.shape[1:4], -1, "int16") if lab is None else lab for lab in labels]
+        elif item.slice_error is not None:
+            report.add(f"subject {subject!r} skipped: {item.slice_error}", row=first_row)
+        else:
+            chosen.append((i, item))
+    return report, chosen
+
+
+def _stack_subjects(manifest, chosen, image_size, report):
+    """The `SegmentationSequences` of the `chosen` subjects (checks their slice shapes)."""
+    if not chosen:
+        raise LoadError(
+            f"No usable subject in the manifest {report.source}:\n{report}\n"
+            f"Received: a manifest of {len(manifest)} subject(s)",
+            report,
         )
-        times = manifest.timepoints[i][kept]
-        sequences.extend((subject, z, images[:, z], dense[:, z], times) for z in chosen)
-    return sequences
-
-
-def _fit_size(sequences, image_size):
-    """Resizes every slice to `image_size`, or checks that all have one size when it is None."""
-    if image_size is not None:
-        return [
-            (
-                s,
-                z,
-                resize_slices(x, image_size, "linear"),
-                resize_slices(y, image_size, "nearest"),
-                t,
+    if image_size is None:
+        sizes = {}
+        for i, item in chosen:
+            sizes.setdefault(item.images.shape[2:4], manifest.ids[i])
+        if len(sizes) > 1:
+            listed = ", ".join(f"{s!r} {shape}" for shape, s in sizes.items())
+            raise ValueError(
+                f"Subjects have different slice shapes (Y, X): {listed}. Pass image_size to "
+                "resize them. Received: image_size=None"
             )
-            for s, z, x, y, t in sequences
-        ]
-    sizes = {}
-    for subject, _, images, _, _ in sequences:
-        sizes.setdefault(images.shape[1:3], subject)
-    if len(sizes) > 1:
-        listed = ", ".join(f"{s!r} {shape}" for shape, s in sizes.items())
-        raise ValueError(
-            f"Subjects have different slice shapes (Y, X): {listed}. Pass image_size to "
-            "resize them. Received: image_size=None"
-        )
-    return sequences
+    ids, slices, times = [], [], []
+    for i, item in chosen:
+        count = len(item.slice_indices)
+        ids.extend([manifest.ids[i]] * count)
+        slices.extend(item.slice_indices)
+        times.extend([manifest.timepoints[i][item.kept]] * count)
+    return SegmentationSequences(
+        images=np.concatenate([item.images for _, item in chosen]),
+        labels=np.concatenate([item.labels for _, item in chosen]),
+        subject_ids=tuple(ids),
+        slice_indices=slices,
+        timepoints=np.stack(times),
+        channel_names=manifest.channel_names,
+        report=report,
+    )
 
 
 def load_segmentation_sequences(
@@ -363,30 +505,8 @@ def load_segmentation_sequences(
         Gao, Phillips, Zheng, Min, Fletcher, Gerig, "Fully convolutional structured LSTM
         networks for joint 4D medical image segmentation", ISBI 2018, Section 3.
     """
-    slices = _check_slices(slices)
-    check_one_of(normalize, "normalize", _NORMALIZE)
-    if image_size is not None:
-        image_size = check_int_tuple(image_size, "image_size", 2)
-    label_map = _check_label_map(label_map)
-    wanted = None if timepoints is None else [float(t) for t in timepoints]
-    report = manifest.report.copy()
-    start = report.mark()
-    loaded = _load_subjects(manifest, wanted, normalize, label_map, report)
-    sequences = _slice_sequences(manifest, loaded, slices, report)
-    report.raise_or_warn(strict, "time point(s) or subject(s)", since=start)
-    if not sequences:
-        raise LoadError(
-            f"No usable subject in the manifest {report.source}:\n{report}\n"
-            f"Received: a manifest of {len(manifest)} subject(s)",
-            report,
-        )
-    sequences = _fit_size(sequences, image_size)
-    return SegmentationSequences(
-        images=np.stack([item[2] for item in sequences]),
-        labels=np.stack([item[3] for item in sequences]),
-        subject_ids=tuple(item[0] for item in sequences),
-        slice_indices=[item[1] for item in sequences],
-        timepoints=np.stack([item[4] for item in sequences]),
-        channel_names=manifest.channel_names,
-        report=report,
-    )
+    options = check_segmentation_options(slices, image_size, normalize, timepoints, label_map)
+    subjects = [read_subject_slices(manifest, i, **options) for i in range(len(manifest))]
+    report, chosen = _common_length(manifest, subjects)
+    report.raise_or_warn(strict, "time point(s) or subject(s)", since=manifest.report.mark())
+    return _stack_subjects(manifest, chosen, options["image_size"], report)
