@@ -29,14 +29,18 @@ Example::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from kerasmed.io import read_longitudinal_manifest, save_longitudinal_npz
-from kerasmed.io.manifest import item_key, read_patient_exams, sequences_from_exams
+from kerasmed.io.manifest import (
+    item_key,
+    load_patient_exams,
+    save_patient_exams,
+    sequences_from_exams,
+)
 from kerasmed.io.prep_runner import (
     PrepTask,
     add_prep_arguments,
@@ -44,7 +48,6 @@ from kerasmed.io.prep_runner import (
     positive_int,
     run_prep,
     run_script,
-    save_npz_atomic,
 )
 from kerasmed.io.report import write_prepare_report
 
@@ -86,31 +89,18 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def read_patient(args):
-    """The work of one task: reads and resizes one patient's exams into ``OUT/.parts/KEY.npz``.
-
-    Args:
-        args: ``(out, key, image paths, (height, width))``.
-
-    Returns:
-        The journal record: ``{"outputs": [the part file], "failures": [[position, reason]]}``.
-    """
-    out, key, paths, size = args
-    images, failures = read_patient_exams(paths, size)
-    name = f"{PARTS}/{key}.npz"
-    save_npz_atomic(os.path.join(out, name), images=images)
-    return {"outputs": [name], "failures": [[int(j), reason] for j, reason in failures]}
-
-
 def read_patients(manifest, out, size, args):
-    """Runs `read_patient` for every patient (resuming); returns the exams and the `PrepRun`."""
+    """Runs `save_patient_exams` for every patient not done yet (`run_prep`, resuming).
+
+    Returns ``(the (images, failures) of each patient, the PrepRun, key -> patient id)``.
+    """
     tasks = []
     for patient, paths in zip(manifest.ids, manifest.image_paths):
         key = item_key(patient, paths)
-        tasks.append(PrepTask(key, (str(out), key, paths, size), source=paths[0]))
+        tasks.append(PrepTask(key, (str(out), f"{PARTS}/{key}.npz", paths, size), paths[0]))
     run = run_prep(
         tasks,
-        read_patient,
+        save_patient_exams,
         out / ".prep",
         settings={"image_size": list(size), "parts": PARTS_VERSION},
         workers=args.workers,
@@ -119,11 +109,7 @@ def read_patients(manifest, out, size, args):
         unit="patient",
         errors=(),  # an unreadable image is a failure in the record, not of the task
     )
-    exams = []
-    for task in tasks:
-        with np.load(out / PARTS / f"{task.key}.npz") as part:
-            images = part["images"]
-        exams.append((images, [tuple(f) for f in run.records[task.key]["failures"]]))
+    exams = [load_patient_exams(out, run.records[task.key]) for task in tasks]
     names = dict(zip((t.key for t in tasks), manifest.ids))
     return exams, run, names
 

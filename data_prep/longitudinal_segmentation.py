@@ -15,6 +15,14 @@ row, time point or subject not used. The same report is printed. Unusable rows, 
 and subjects stop the script with a list of all of them (``--no-strict`` skips them instead,
 see `kerasmed.io.report`).
 
+The subjects are read one at a time in ``--workers`` processes
+(`kerasmed.io.prep_runner.run_prep`, with a progress bar): each subject's selected slices are
+written to ``OUT/.parts/`` and journaled in ``OUT/.prep/``, so a rerun, or a run interrupted
+and started again, reads only the subjects not done yet with the same ``--slices``,
+``--image-size``, ``--normalize``, ``--timepoints`` and ``--label-map``; a subject whose files
+or time points changed is read again. Every file is written atomically. The two hidden folders
+may be deleted once ``segmentation.npz`` is written.
+
 To see the expected format, write a tiny synthetic example (2 subjects x 3 time points, T1w +
 T2w, the 6-month time point unlabelled) and convert it::
 
@@ -34,14 +42,28 @@ from pathlib import Path
 import nibabel
 import numpy as np
 
-from kerasmed.io import (
-    load_segmentation_sequences,
-    read_segmentation_manifest,
-    save_segmentation_npz,
+from kerasmed.io import read_segmentation_manifest, save_segmentation_npz
+from kerasmed.io.longitudinal_nifti import (
+    check_segmentation_options,
+    load_subject_slices,
+    save_subject_slices,
+    segmentation_from_subjects,
+    subject_manifest,
 )
-from kerasmed.io.prep_runner import positive_int, run_script
-from kerasmed.io.report import add_strict_argument, write_prepare_report
+from kerasmed.io.manifest import item_key
+from kerasmed.io.prep_runner import (
+    PrepTask,
+    add_prep_arguments,
+    atomic_path,
+    positive_int,
+    run_prep,
+    run_script,
+)
+from kerasmed.io.report import write_prepare_report
 from kerasmed.io.segmentation_sequences import NPZ_NAME
+
+PARTS = ".parts"  # one .npz per subject: its selected slices
+PARTS_VERSION = 1  # of the part files; a record of another version is computed again
 
 # Mean intensity of (background, CSF, GM, WM) at 0, 6 and 12 months. Infant white matter is
 # darker than grey matter on T1w at birth, about the same at 6 months ("isointense" phase, the
@@ -174,7 +196,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--image-root", default=None, help="folder of relative paths (default: the CSV's folder)"
     )
-    add_strict_argument(parser)
+    add_prep_arguments(parser)
     args = parser.parse_args(argv)
     if args.write_example is None and (args.manifest is None or args.out is None):
         parser.error("give a manifest and --out, or --write-example DIR")
@@ -183,7 +205,44 @@ def parse_args(argv=None):
     return args
 
 
+def read_subjects(manifest, out, options, args):
+    """Runs `save_subject_slices` for every subject not done yet (`run_prep`, resuming).
+
+    Returns ``(SubjectSlices per subject, the PrepRun, key -> subject id)``.
+    """
+    tasks = []
+    for i, subject in enumerate(manifest.ids):
+        files = [path for paths in manifest.image_paths[i] for path in paths]
+        files += [path for path in manifest.label_paths[i] if path is not None]
+        key = item_key(subject, files, manifest.timepoints[i].tolist())
+        task_args = (str(out), f"{PARTS}/{key}.npz", subject_manifest(manifest, i), options)
+        tasks.append(PrepTask(key, task_args, source=files[0]))
+    settings = {**options, "label_map": None, "parts": PARTS_VERSION}
+    if options["label_map"] is not None:  # JSON keys are strings: keep the pairs
+        settings["label_map"] = sorted(options["label_map"].items())
+    run = run_prep(
+        tasks,
+        save_subject_slices,
+        out / ".prep",
+        settings=settings,
+        workers=args.workers,
+        progress=not args.no_progress,
+        desc="subjects",
+        unit="subject",
+        errors=(),  # an unreadable volume is a problem in the record, not of the task
+    )
+    subjects = [
+        load_subject_slices(out, run.records[task.key], manifest.rows[i])
+        for i, task in enumerate(tasks)
+    ]
+    names = dict(zip((t.key for t in tasks), manifest.ids))
+    return subjects, run, names
+
+
 def main(argv=None):
+    """Runs the script; returns the summary written to ``prepare_report.txt``, plus
+    ``"computed"`` and ``"resumed"``: the subject ids read now and those a previous run had
+    read."""
     args = parse_args(argv)
     if args.write_example is not None:
         manifest = write_example(args.write_example)
@@ -198,18 +257,20 @@ def main(argv=None):
         strict=args.strict,
     )
     size = args.image_size
-    sequences = load_segmentation_sequences(
-        manifest,
+    options = check_segmentation_options(
         slices=args.slices,
         image_size=None if size is None else (size[0], size[-1]),
         normalize=None if args.normalize == "none" else args.normalize,
         timepoints=[float(t) for t in args.timepoints.split(",")] if args.timepoints else None,
         label_map=args.label_map,
-        strict=args.strict,
     )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_segmentation_npz(out / NPZ_NAME, sequences)
+    subjects, run, names = read_subjects(manifest, out, options, args)
+    sequences = segmentation_from_subjects(
+        manifest, subjects, image_size=options["image_size"], strict=args.strict
+    )
+    with atomic_path(out / NPZ_NAME) as temporary:
+        save_segmentation_npz(temporary, sequences)
     summary = {
         "manifest": str(args.manifest),
         "rows": sequences.report.num_rows,
@@ -221,9 +282,14 @@ def main(argv=None):
         "labelled_slices": int(sequences.labelled.sum()),
         "classes": np.unique(sequences.labels[sequences.labels >= 0]).tolist(),
         "file": str(out / NPZ_NAME),
+        "prep": run.summary(),
     }
     write_prepare_report(out, summary, sequences.report)
-    return summary
+    return {
+        **summary,
+        "computed": [names[key] for key in run.computed],
+        "resumed": [names[key] for key in run.resumed],
+    }
 
 
 if __name__ == "__main__":

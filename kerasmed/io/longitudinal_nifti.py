@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
 from kerasmed.io.nifti import read_nifti
-from kerasmed.io.report import LoadError, LoadReport
+from kerasmed.io.prep_runner import save_npz_atomic
+from kerasmed.io.report import LoadError, LoadProblem, LoadReport
 from kerasmed.io.segmentation_manifest import (  # noqa: F401  (re-exported: the input)
     SegmentationManifest,
     read_segmentation_manifest,
@@ -57,9 +59,11 @@ __all__ = [
     "check_segmentation_options",
     "load_segmentation_npz",
     "load_segmentation_sequences",
+    "load_subject_slices",
     "read_segmentation_manifest",
     "read_subject_slices",
     "save_segmentation_npz",
+    "save_subject_slices",
     "segmentation_from_subjects",
     "subject_manifest",
 ]
@@ -330,6 +334,64 @@ def read_subject_slices(
         images = np.stack([x for x, _ in pairs])
         labels = np.stack([y for _, y in pairs])
     return SubjectSlices(report.problems, report.ignored, kept, chosen, error, images, labels)
+
+
+def save_subject_slices(args):
+    """Reads one subject (`read_subject_slices`) and saves its slices to an ``.npz`` file.
+
+    The work function of ``data_prep/longitudinal_segmentation.py``, which
+    `kerasmed.io.prep_runner.run_prep` runs in worker processes; `load_subject_slices` reads
+    the result back.
+
+    Args:
+        args: ``(folder, name, manifest, options)``: the file ``folder/name`` (written
+            atomically, keys ``images`` and ``labels``), the subject's `subject_manifest` and
+            the keyword arguments of `read_subject_slices` (`check_segmentation_options`).
+
+    Returns:
+        The task's record, JSON-serialisable: ``"outputs"`` (``[name]``), the subject's CSV
+        ``"rows"`` and the other fields of its `SubjectSlices` but the arrays.
+    """
+    folder, name, manifest, options = args
+    item = read_subject_slices(manifest, 0, **options)
+    save_npz_atomic(os.path.join(folder, name), images=item.images, labels=item.labels)
+    return {
+        "outputs": [name],
+        "rows": manifest.rows[0].tolist(),
+        "problems": [dataclasses.asdict(problem) for problem in item.problems],
+        "ignored": [dataclasses.asdict(problem) for problem in item.ignored],
+        "kept": item.kept,
+        "slice_indices": [int(z) for z in item.slice_indices],
+        "slice_error": item.slice_error,
+    }
+
+
+def load_subject_slices(folder, record, rows=None) -> SubjectSlices:
+    """The `SubjectSlices` saved by `save_subject_slices` (from its record).
+
+    Args:
+        folder: the folder of the record's ``"outputs"``.
+        record: the record `save_subject_slices` returned.
+        rows: the subject's CSV lines in the manifest now (``manifest.rows[i]``); the
+            problems' rows are renumbered from the record's to these (the CSV may have gained
+            or lost lines above the subject since). ``None`` keeps them.
+    """
+    renumber = {} if rows is None else dict(zip(record["rows"], np.asarray(rows).tolist()))
+
+    def problems(entries):
+        return [LoadProblem(**{**e, "row": renumber.get(e["row"], e["row"])}) for e in entries]
+
+    with np.load(os.path.join(folder, record["outputs"][0])) as part:
+        images, labels = part["images"], part["labels"]
+    return SubjectSlices(
+        problems=problems(record["problems"]),
+        ignored=problems(record["ignored"]),
+        kept=record["kept"],
+        slice_indices=record["slice_indices"],
+        slice_error=record["slice_error"],
+        images=images,
+        labels=labels,
+    )
 
 
 def segmentation_from_subjects(

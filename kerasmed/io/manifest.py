@@ -33,6 +33,7 @@ import numpy as np
 
 from kerasmed.io._csv import check_columns, read_manifest_csv
 from kerasmed.io._dicom_tags import modality_lut
+from kerasmed.io.prep_runner import save_npz_atomic
 from kerasmed.io.radiograph import _check_finite
 from kerasmed.io.report import LoadReport
 from kerasmed.io.sequences import (  # noqa: F401  (re-exported: the manifest's output format)
@@ -340,6 +341,34 @@ def read_patient_exams(paths, image_size=(299, 299)):
             failures.append((j, f"cannot read image: {error}"))
     images = np.stack(stack) if stack else np.zeros((0, *(size or (0, 0))), "float32")
     return images, failures
+
+
+def save_patient_exams(args):
+    """Reads one patient's exams (`read_patient_exams`) and saves the images to an ``.npz`` file.
+
+    The work function of ``data_prep/longitudinal_manifest.py``, which
+    `kerasmed.io.prep_runner.run_prep` runs in worker processes; `load_patient_exams` reads
+    the result back.
+
+    Args:
+        args: ``(folder, name, paths, image_size)``: the file ``folder/name`` (written
+            atomically, key ``images``), the patient's image paths and the size.
+
+    Returns:
+        The task's record, JSON-serialisable: ``{"outputs": [name], "failures": [[position,
+        reason], ...]}``.
+    """
+    folder, name, paths, image_size = args
+    images, failures = read_patient_exams(paths, image_size)
+    save_npz_atomic(os.path.join(folder, name), images=images)
+    return {"outputs": [name], "failures": [[int(j), str(reason)] for j, reason in failures]}
+
+
+def load_patient_exams(folder, record):
+    """``(images, failures)`` of a patient saved by `save_patient_exams` (from its record)."""
+    with np.load(os.path.join(folder, record["outputs"][0])) as part:
+        images = part["images"]
+    return images, [(int(j), reason) for j, reason in record["failures"]]
 
 
 def sequences_from_exams(manifest: LongitudinalManifest, exams, strict=True):
