@@ -34,20 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasmed.io import read_longitudinal_manifest, save_longitudinal_npz
+from kerasmed.io import prep_runner, read_longitudinal_manifest, save_longitudinal_npz
 from kerasmed.io.manifest import (
     item_key,
     load_patient_exams,
     save_patient_exams,
     sequences_from_exams,
-)
-from kerasmed.io.prep_runner import (
-    PrepTask,
-    add_prep_arguments,
-    atomic_path,
-    positive_int,
-    run_prep,
-    run_script,
 )
 from kerasmed.io.report import write_prepare_report
 
@@ -68,14 +60,14 @@ def parse_args(argv=None):
         parser.add_argument(option, default=None, help=text)
     parser.add_argument(
         "--image-size",
-        type=positive_int,
+        type=prep_runner.positive_int,
         nargs="+",
         default=[299],
         help="H [W] of the output images (paper: 299)",
     )
     parser.add_argument(
         "--min-exams",
-        type=positive_int,
+        type=prep_runner.positive_int,
         default=2,
         help="keep patients with at least this many exams (paper: 2)",
     )
@@ -85,7 +77,7 @@ def parse_args(argv=None):
         default="uint8",
         help="on-disk image type (uint8 is 4x smaller)",
     )
-    add_prep_arguments(parser)
+    prep_runner.add_prep_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -97,8 +89,10 @@ def read_patients(manifest, out, size, args):
     tasks = []
     for patient, paths in zip(manifest.ids, manifest.image_paths):
         key = item_key(patient, paths)
-        tasks.append(PrepTask(key, (str(out), f"{PARTS}/{key}.npz", paths, size), paths[0]))
-    run = run_prep(
+        tasks.append(
+            prep_runner.PrepTask(key, (str(out), f"{PARTS}/{key}.npz", paths, size), paths[0])
+        )
+    run = prep_runner.run_prep(
         tasks,
         save_patient_exams,
         out / ".prep",
@@ -155,7 +149,7 @@ def main(argv=None):
     }
     for name, part in parts.items():
         path = out / f"{name}.npz"
-        with atomic_path(path) as temporary:
+        with prep_runner.atomic_path(path) as temporary:
             save_longitudinal_npz(temporary, part, image_dtype=args.image_dtype)
         summary["files"][path.name] = {"patients": len(part), "exams": int(part.lengths.sum())}
     write_prepare_report(out, summary, report)
@@ -167,4 +161,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_script(main)
+    prep_runner.run_script(main)

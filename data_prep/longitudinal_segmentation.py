@@ -42,7 +42,7 @@ from pathlib import Path
 import nibabel
 import numpy as np
 
-from kerasmed.io import read_segmentation_manifest, save_segmentation_npz
+from kerasmed.io import prep_runner, read_segmentation_manifest, save_segmentation_npz
 from kerasmed.io.longitudinal_nifti import (
     check_segmentation_options,
     load_subject_slices,
@@ -51,14 +51,6 @@ from kerasmed.io.longitudinal_nifti import (
     subject_manifest,
 )
 from kerasmed.io.manifest import item_key
-from kerasmed.io.prep_runner import (
-    PrepTask,
-    add_prep_arguments,
-    atomic_path,
-    positive_int,
-    run_prep,
-    run_script,
-)
 from kerasmed.io.report import write_prepare_report
 from kerasmed.io.segmentation_sequences import NPZ_NAME
 
@@ -168,7 +160,11 @@ def parse_args(argv=None):
         "range '0.3:0.7'",
     )
     parser.add_argument(
-        "--image-size", type=positive_int, nargs="+", default=None, help="H [W] (default: keep)"
+        "--image-size",
+        type=prep_runner.positive_int,
+        nargs="+",
+        default=None,
+        help="H [W] (default: keep)",
     )
     parser.add_argument(
         "--normalize",
@@ -196,7 +192,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--image-root", default=None, help="folder of relative paths (default: the CSV's folder)"
     )
-    add_prep_arguments(parser)
+    prep_runner.add_prep_arguments(parser)
     args = parser.parse_args(argv)
     if args.write_example is None and (args.manifest is None or args.out is None):
         parser.error("give a manifest and --out, or --write-example DIR")
@@ -216,11 +212,11 @@ def read_subjects(manifest, out, options, args):
         files += [path for path in manifest.label_paths[i] if path is not None]
         key = item_key(subject, files, manifest.timepoints[i].tolist())
         task_args = (str(out), f"{PARTS}/{key}.npz", subject_manifest(manifest, i), options)
-        tasks.append(PrepTask(key, task_args, source=files[0]))
+        tasks.append(prep_runner.PrepTask(key, task_args, source=files[0]))
     settings = {**options, "label_map": None, "parts": PARTS_VERSION}
     if options["label_map"] is not None:  # JSON keys are strings: keep the pairs
         settings["label_map"] = sorted(options["label_map"].items())
-    run = run_prep(
+    run = prep_runner.run_prep(
         tasks,
         save_subject_slices,
         out / ".prep",
@@ -269,7 +265,7 @@ def main(argv=None):
     sequences = segmentation_from_subjects(
         manifest, subjects, image_size=options["image_size"], strict=args.strict
     )
-    with atomic_path(out / NPZ_NAME) as temporary:
+    with prep_runner.atomic_path(out / NPZ_NAME) as temporary:
         save_segmentation_npz(temporary, sequences)
     summary = {
         "manifest": str(args.manifest),
@@ -293,4 +289,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_script(main)
+    prep_runner.run_script(main)

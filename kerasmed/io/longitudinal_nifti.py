@@ -279,25 +279,18 @@ def check_segmentation_options(
     }
 
 
-def read_subject_slices(
-    manifest: SegmentationManifest,
-    i,
-    slices="middle",
-    image_size=None,
-    normalize="zscore",
-    timepoints=None,
-    label_map=None,
-) -> SubjectSlices:
+def read_subject_slices(manifest: SegmentationManifest, i, **options) -> SubjectSlices:
     """Reads subject `i`'s volumes and cuts its selected slices (steps 1, 2, 3 and 5).
 
-    The work of `load_segmentation_sequences` for one subject (the arguments are its own);
-    `segmentation_from_subjects` then does step 4 and builds the sequences. A subject can be
-    read in a worker process from `subject_manifest` (``i=0``).
+    The work of `load_segmentation_sequences` for one subject; `options` are its keyword
+    arguments but ``strict`` (`check_segmentation_options`). `segmentation_from_subjects`
+    then does step 4 and builds the sequences. A subject can be read in a worker process
+    from `subject_manifest` (``i=0``).
 
     Returns:
         A `SubjectSlices`.
     """
-    options = check_segmentation_options(slices, image_size, normalize, timepoints, label_map)
+    options = check_segmentation_options(**options)
     wanted, report = options["timepoints"], LoadReport(manifest.report.source)
     positions = _wanted_positions(manifest, i, wanted, report)
     kept, volumes = None, {}
@@ -337,16 +330,16 @@ def read_subject_slices(
 
 
 def save_subject_slices(args):
-    """Reads one subject (`read_subject_slices`) and saves its slices to an ``.npz`` file.
+    """`read_subject_slices` of one subject, its arrays saved (atomically) to ``folder/name``.
 
-    The work function of ``data_prep/longitudinal_segmentation.py``, which
-    `kerasmed.io.prep_runner.run_prep` runs in worker processes; `load_subject_slices` reads
-    the result back.
+    ``data_prep/longitudinal_segmentation.py`` gives it to `kerasmed.io.prep_runner.run_prep`
+    as the task of each subject; `load_subject_slices` turns its record and file back into the
+    `SubjectSlices`.
 
     Args:
-        args: ``(folder, name, manifest, options)``: the file ``folder/name`` (written
-            atomically, keys ``images`` and ``labels``), the subject's `subject_manifest` and
-            the keyword arguments of `read_subject_slices` (`check_segmentation_options`).
+        args: ``(folder, name, manifest, options)``: ``name`` is relative to ``folder`` (keys
+            ``images`` and ``labels``), ``manifest`` the `subject_manifest` of the subject,
+            ``options`` those of `check_segmentation_options`.
 
     Returns:
         The task's record, JSON-serialisable: ``"outputs"`` (``[name]``), the subject's CSV

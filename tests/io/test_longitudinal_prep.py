@@ -55,6 +55,41 @@ def _interrupt_at(module, name, k, monkeypatch):
     return calls
 
 
+# script -> (its input fixture, work function, options, items, outputs)
+INTERRUPTED = {
+    "longitudinal_manifest.py": (
+        "exams", "save_patient_exams", ["--image-size", "4", "6"],
+        ["p0", "p1", "p2"], ["sequences.npz", "train.npz", "test.npz"],
+    ),
+    "longitudinal_segmentation.py": (
+        "example", "save_subject_slices", ["--slices", "0.3:0.7", "--image-size", "12"],
+        ["sub-01", "sub-02"], ["segmentation.npz"],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(INTERRUPTED))
+def test_interrupted_run_resumes_with_only_the_rest(name, request, tmp_path, monkeypatch):
+    fixture, work, options, items, outputs = INTERRUPTED[name]
+    script = load_data_prep_script(name)
+    argv = [str(request.getfixturevalue(fixture)), *options, "--workers", "0", *QUIET]
+    whole = script.main([*argv, "--out", str(tmp_path / "whole")])
+    assert whole["computed"] == items and whole["prep"]["workers"] == 0
+    out = tmp_path / "out"
+    calls = _interrupt_at(script, work, 2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        script.main([*argv, "--out", str(out)])
+    assert len(calls) == 2 and not any((out / output).exists() for output in outputs)
+    assert len(os.listdir(out / ".parts")) == 1 and not _hidden_leftovers(out)
+    monkeypatch.undo()
+    again = script.main([*argv, "--out", str(out)])
+    assert again["resumed"] == items[:1] and again["computed"] == items[1:]
+    assert again["prep"] == {**again["prep"], "tasks": len(items), "resumed": 1}
+    for output in outputs:
+        assert _npz_arrays(out / output) == _npz_arrays(tmp_path / "whole" / output), output
+    assert script.main([*argv, "--out", str(out)])["computed"] == []
+
+
 # ---------------------------------------------------------------- longitudinal_manifest.py
 
 
@@ -70,26 +105,6 @@ def exams(tmp_path):
             lines.append(f"p{p},2012-0{t + 1}-15,p{p}_{t}.png,{t},{'train' if p else 'test'}")
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
     return tmp_path / "m.csv"
-
-
-def test_manifest_interrupted_run_resumes_with_only_the_rest(exams, tmp_path, monkeypatch):
-    script = load_data_prep_script("longitudinal_manifest.py")
-    argv = [str(exams), "--image-size", "4", "6", "--workers", "0", *QUIET]
-    whole = script.main([*argv, "--out", str(tmp_path / "whole")])
-    assert whole["computed"] == ["p0", "p1", "p2"] and whole["prep"]["workers"] == 0
-    out = tmp_path / "out"
-    calls = _interrupt_at(script, "save_patient_exams", 2, monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        script.main([*argv, "--out", str(out)])
-    assert len(calls) == 2 and not (out / "sequences.npz").exists()
-    assert len(os.listdir(out / ".parts")) == 1 and not _hidden_leftovers(out)
-    monkeypatch.undo()
-    again = script.main([*argv, "--out", str(out)])
-    assert again["resumed"] == ["p0"] and again["computed"] == ["p1", "p2"]
-    assert again["prep"] == {**again["prep"], "tasks": 3, "computed": 2, "resumed": 1}
-    for name in ("sequences.npz", "train.npz", "test.npz"):
-        assert _npz_arrays(out / name) == _npz_arrays(tmp_path / "whole" / name), name
-    assert script.main([*argv, "--out", str(out)])["computed"] == []
 
 
 def test_manifest_new_image_size_or_changed_image_is_read_again(exams, tmp_path):
@@ -142,25 +157,6 @@ def example(tmp_path_factory):
     """The script's synthetic example: 2 subjects x 3 time points, T1w + T2w."""
     folder = tmp_path_factory.mktemp("example")
     return load_data_prep_script("longitudinal_segmentation.py").write_example(folder)
-
-
-def test_segmentation_interrupted_run_resumes_with_only_the_rest(example, tmp_path, monkeypatch):
-    script = load_data_prep_script("longitudinal_segmentation.py")
-    argv = [str(example), "--slices", "0.3:0.7", "--image-size", "12", "--workers", "0", *QUIET]
-    whole = script.main([*argv, "--out", str(tmp_path / "whole")])
-    assert whole["computed"] == ["sub-01", "sub-02"] and whole["sequences"] == 4
-    out = tmp_path / "out"
-    calls = _interrupt_at(script, "save_subject_slices", 2, monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        script.main([*argv, "--out", str(out)])
-    assert len(calls) == 2 and not (out / "segmentation.npz").exists()
-    assert len(os.listdir(out / ".parts")) == 1 and not _hidden_leftovers(out)
-    monkeypatch.undo()
-    again = script.main([*argv, "--out", str(out)])
-    assert again["resumed"] == ["sub-01"] and again["computed"] == ["sub-02"]
-    assert _npz_arrays(out / "segmentation.npz") == _npz_arrays(
-        tmp_path / "whole" / "segmentation.npz"
-    )
 
 
 @pytest.mark.filterwarnings("ignore:.*time point.s. or subject.s. not loaded")
