@@ -17,8 +17,9 @@ The images are read and resized one patient at a time in ``--workers`` processes
 (`kerasmed.io.prep_runner.run_prep`, with a progress bar), each patient written to
 ``OUT/.parts/`` and journaled in ``OUT/.prep/``: a rerun, or a run interrupted and started
 again, reads only the patients not done yet with the same ``--image-size``; a patient whose
-image files or rows changed is read again. Every file is written atomically. The two hidden
-folders may be deleted once the ``.npz`` files are written.
+image files or rows changed is read again. Every ``.npz`` file is written atomically
+(temporary file + rename). The two hidden folders may be deleted once the ``.npz`` files are
+written.
 
 Example::
 

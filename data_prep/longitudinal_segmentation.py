@@ -20,8 +20,8 @@ The subjects are read one at a time in ``--workers`` processes
 written to ``OUT/.parts/`` and journaled in ``OUT/.prep/``, so a rerun, or a run interrupted
 and started again, reads only the subjects not done yet with the same ``--slices``,
 ``--image-size``, ``--normalize``, ``--timepoints`` and ``--label-map``; a subject whose files
-or time points changed is read again. Every file is written atomically. The two hidden folders
-may be deleted once ``segmentation.npz`` is written.
+or time points changed is read again. Every ``.npz`` file is written atomically (temporary
+file + rename). The two hidden folders may be deleted once ``segmentation.npz`` is written.
 
 To see the expected format, write a tiny synthetic example (2 subjects x 3 time points, T1w +
 T2w, the 6-month time point unlabelled) and convert it::
