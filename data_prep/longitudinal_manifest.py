@@ -104,15 +104,14 @@ def read_patients(manifest, out, size, args):
         unit="patient",
         errors=(),  # an unreadable image is a failure in the record, not of the task
     )
-    exams = [load_patient_exams(out, run.records[task.key]) for task in tasks]
-    names = dict(zip((t.key for t in tasks), manifest.ids))
-    return exams, run, names
+    patients = {task.key: patient for task, patient in zip(tasks, manifest.ids)}
+    return [load_patient_exams(out, run.records[task.key]) for task in tasks], run, patients
 
 
 def main(argv=None):
-    """Runs the script; returns the summary written to ``prepare_report.txt``, plus
-    ``"computed"`` and ``"resumed"``: the patient ids read now and those a previous run had
-    read."""
+    """Converts the manifest; returns the summary of ``prepare_report.txt`` with two more
+    lists, the patients whose images were read by this run (``"computed"``) and those
+    taken from the journal of an earlier run (``"resumed"``)."""
     args = parse_args(argv)
     labels = args.label_columns.split(",") if args.label_columns else None
     manifest = read_longitudinal_manifest(
@@ -124,7 +123,7 @@ def main(argv=None):
     )
     size = tuple(args.image_size) if len(args.image_size) == 2 else (args.image_size[0],) * 2
     out = Path(args.out)
-    exams, run, names = read_patients(manifest, out, size, args)
+    exams, run, patients = read_patients(manifest, out, size, args)
     sequences = sequences_from_exams(manifest, exams, strict=args.strict)
     splits = dict(zip(manifest.ids, manifest.splits)) if manifest.splits is not None else None
     keep = np.flatnonzero(sequences.lengths >= args.min_exams)
@@ -156,8 +155,8 @@ def main(argv=None):
     write_prepare_report(out, summary, report)
     return {
         **summary,
-        "computed": [names[key] for key in run.computed],
-        "resumed": [names[key] for key in run.resumed],
+        "computed": [patients[key] for key in run.computed],
+        "resumed": [patients[key] for key in run.resumed],
     }
 
 

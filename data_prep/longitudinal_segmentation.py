@@ -141,6 +141,33 @@ def _label_map(text):
         ) from None
 
 
+# the options of the conversion: flag -> argparse keywords
+OPTIONS = {
+    "--slices": dict(
+        type=_slices,
+        default="middle",
+        help="axial slices: middle (default), all, labelled, indices '40,41' or a fraction "
+        "range '0.3:0.7'",
+    ),
+    "--image-size": dict(
+        type=prep_runner.positive_int, nargs="+", default=None, help="H [W] (default: keep)"
+    ),
+    "--normalize": dict(
+        choices=("zscore", "none"),
+        default="zscore",
+        help="per-volume z-score over the nonzero (brain) voxels, or none",
+    ),
+    "--timepoints": dict(help="comma-separated time points to keep (default: all)"),
+    "--label-map": dict(
+        type=_label_map,
+        help="file value:class pairs, e.g. 0:0,10:1,150:2,250:3 (default: values as they are)",
+    ),
+    "--image-columns": dict(help="comma-separated image columns (default: image and image_*)"),
+    "--label-column": dict(default="label", help="label column; '' for a manifest without labels"),
+    "--image-root": dict(help="folder of relative paths (default: the CSV's folder)"),
+}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -152,46 +179,8 @@ def parse_args(argv=None):
         metavar="DIR",
         help="write a tiny synthetic example (NIfTI files + manifest.csv) to DIR and stop",
     )
-    parser.add_argument(
-        "--slices",
-        type=_slices,
-        default="middle",
-        help="axial slices: middle (default), all, labelled, indices '40,41' or a fraction "
-        "range '0.3:0.7'",
-    )
-    parser.add_argument(
-        "--image-size",
-        type=prep_runner.positive_int,
-        nargs="+",
-        default=None,
-        help="H [W] (default: keep)",
-    )
-    parser.add_argument(
-        "--normalize",
-        choices=("zscore", "none"),
-        default="zscore",
-        help="per-volume z-score over the nonzero (brain) voxels, or none",
-    )
-    parser.add_argument(
-        "--timepoints", default=None, help="comma-separated time points to keep (default: all)"
-    )
-    parser.add_argument(
-        "--label-map",
-        type=_label_map,
-        default=None,
-        help="file value:class pairs, e.g. 0:0,10:1,150:2,250:3 (default: values as they are)",
-    )
-    parser.add_argument(
-        "--image-columns",
-        default=None,
-        help="comma-separated image columns (default: image and image_*)",
-    )
-    parser.add_argument(
-        "--label-column", default="label", help="label column; '' for a manifest without labels"
-    )
-    parser.add_argument(
-        "--image-root", default=None, help="folder of relative paths (default: the CSV's folder)"
-    )
+    for option, keywords in OPTIONS.items():
+        parser.add_argument(option, **keywords)
     prep_runner.add_prep_arguments(parser)
     args = parser.parse_args(argv)
     if args.write_example is None and (args.manifest is None or args.out is None):
@@ -231,14 +220,12 @@ def read_subjects(manifest, out, options, args):
         load_subject_slices(out, run.records[task.key], manifest.rows[i])
         for i, task in enumerate(tasks)
     ]
-    names = dict(zip((t.key for t in tasks), manifest.ids))
-    return subjects, run, names
+    return subjects, run, {task.key: manifest.ids[i] for i, task in enumerate(tasks)}
 
 
 def main(argv=None):
-    """Runs the script; returns the summary written to ``prepare_report.txt``, plus
-    ``"computed"`` and ``"resumed"``: the subject ids read now and those a previous run had
-    read."""
+    """Writes the example, or converts the manifest and returns the summary of the report
+    plus ``"computed"`` / ``"resumed"``: the ids of the subjects read now / resumed."""
     args = parse_args(argv)
     if args.write_example is not None:
         manifest = write_example(args.write_example)

@@ -12,6 +12,10 @@ each (subject, time point); `load_segmentation_sequences` reads them in these st
 4. the subjects with the most common number of time points, cut into axial slice sequences;
 5. the slices resized with `kerasmed.preprocessing.resize_slices` on request.
 
+Steps 1-3 and 5 concern one subject at a time (`read_subject_slices`, a `SubjectSlices`), step 4
+all of them (`segmentation_from_subjects`); ``data_prep/longitudinal_segmentation.py`` runs the
+first in worker processes (`save_subject_slices`, `load_subject_slices`).
+
 A time point or subject that cannot be used at a step is never dropped silently: it becomes a
 `kerasmed.io.LoadProblem` with its CSV line, under the strict rule of `kerasmed.io.report`
 (``strict=True``, the default, raises one error listing them all; ``strict=False`` skips them,
