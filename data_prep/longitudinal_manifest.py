@@ -13,6 +13,14 @@ The format is described in `kerasmed.io.sequences` and read by
 list of all of them (``--no-strict`` skips them instead, see `kerasmed.io.report`);
 ``prepare_report.txt`` (also printed) lists every row or image not used.
 
+The images are read and resized one patient at a time in ``--workers`` processes
+(`kerasmed.io.prep_runner.run_prep`, with a progress bar), each patient written to
+``OUT/.parts/`` and journaled in ``OUT/.prep/``: a rerun, or a run interrupted and started
+again, reads only the patients not done yet with the same ``--image-size``; a patient whose
+image files or rows changed is read again. Every ``.npz`` file is written atomically
+(temporary file + rename). The two hidden folders may be deleted once the ``.npz`` files are
+written.
+
 Example::
 
     python data_prep/longitudinal_manifest.py exams.csv --out data/cxr --image-size 299 \\
@@ -27,38 +35,40 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasmed.io import load_manifest_images, read_longitudinal_manifest, save_longitudinal_npz
-from kerasmed.io.prep_runner import positive_int, run_script
-from kerasmed.io.report import add_strict_argument, write_prepare_report
+from kerasmed.io import prep_runner, read_longitudinal_manifest, save_longitudinal_npz
+from kerasmed.io.manifest import (
+    item_key,
+    load_patient_exams,
+    save_patient_exams,
+    sequences_from_exams,
+)
+from kerasmed.io.report import write_prepare_report
+
+PARTS = ".parts"  # one .npz per patient: its exams' images
+PARTS_VERSION = 1  # of the part files; a record of another version is computed again
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("manifest", help="CSV file: patient_id, study_date, image_path, labels...")
     parser.add_argument("--out", required=True, help="output folder (created if needed)")
-    parser.add_argument(
-        "--image-root",
-        default=None,
-        help="folder of relative image paths (default: the CSV's folder)",
-    )
-    parser.add_argument(
-        "--label-columns", default=None, help="comma-separated label columns (default: all others)"
-    )
-    parser.add_argument(
-        "--date-format",
-        default=None,
-        help="strptime format, e.g. %%d/%%m/%%Y (default: ISO or YYYYMMDD)",
-    )
+    options = {
+        "--image-root": "folder of relative image paths (default: the CSV's folder)",
+        "--label-columns": "comma-separated label columns (default: all others)",
+        "--date-format": "strptime format, e.g. %%d/%%m/%%Y (default: ISO or YYYYMMDD)",
+    }
+    for option, text in options.items():
+        parser.add_argument(option, default=None, help=text)
     parser.add_argument(
         "--image-size",
-        type=positive_int,
+        type=prep_runner.positive_int,
         nargs="+",
         default=[299],
         help="H [W] of the output images (paper: 299)",
     )
     parser.add_argument(
         "--min-exams",
-        type=positive_int,
+        type=prep_runner.positive_int,
         default=2,
         help="keep patients with at least this many exams (paper: 2)",
     )
@@ -68,11 +78,40 @@ def parse_args(argv=None):
         default="uint8",
         help="on-disk image type (uint8 is 4x smaller)",
     )
-    add_strict_argument(parser)
+    prep_runner.add_prep_arguments(parser)
     return parser.parse_args(argv)
 
 
+def read_patients(manifest, out, size, args):
+    """Runs `save_patient_exams` for every patient not done yet (`run_prep`, resuming).
+
+    Returns ``(the (images, failures) of each patient, the PrepRun, key -> patient id)``.
+    """
+    tasks = []
+    for patient, paths in zip(manifest.ids, manifest.image_paths):
+        key = item_key(patient, paths)
+        tasks.append(
+            prep_runner.PrepTask(key, (str(out), f"{PARTS}/{key}.npz", paths, size), paths[0])
+        )
+    run = prep_runner.run_prep(
+        tasks,
+        save_patient_exams,
+        out / ".prep",
+        settings={"image_size": list(size), "parts": PARTS_VERSION},
+        workers=args.workers,
+        progress=not args.no_progress,
+        desc="patients",
+        unit="patient",
+        errors=(),  # an unreadable image is a failure in the record, not of the task
+    )
+    patients = {task.key: patient for task, patient in zip(tasks, manifest.ids)}
+    return [load_patient_exams(out, run.records[task.key]) for task in tasks], run, patients
+
+
 def main(argv=None):
+    """Converts the manifest; returns the summary of ``prepare_report.txt`` with two more
+    lists, the patients whose images were read by this run (``"computed"``) and those
+    taken from the journal of an earlier run (``"resumed"``)."""
     args = parse_args(argv)
     labels = args.label_columns.split(",") if args.label_columns else None
     manifest = read_longitudinal_manifest(
@@ -83,15 +122,15 @@ def main(argv=None):
         strict=args.strict,
     )
     size = tuple(args.image_size) if len(args.image_size) == 2 else (args.image_size[0],) * 2
-    sequences = load_manifest_images(manifest, image_size=size, strict=args.strict)
+    out = Path(args.out)
+    exams, run, patients = read_patients(manifest, out, size, args)
+    sequences = sequences_from_exams(manifest, exams, strict=args.strict)
     splits = dict(zip(manifest.ids, manifest.splits)) if manifest.splits is not None else None
     keep = np.flatnonzero(sequences.lengths >= args.min_exams)
     dropped = len(sequences) - len(keep)
     report, sequences = sequences.report, sequences.subset(keep)
     if len(sequences) == 0:
         sys.exit(f"No patient with at least {args.min_exams} readable exams in {args.manifest}.")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     parts = {"sequences": sequences}
     if splits is not None:
         for name in sorted({splits[i] for i in sequences.ids}):
@@ -106,14 +145,20 @@ def main(argv=None):
         "label_names": list(sequences.label_names),
         "image_size": list(size),
         "files": {},
+        "prep": run.summary(),
     }
     for name, part in parts.items():
         path = out / f"{name}.npz"
-        save_longitudinal_npz(path, part, image_dtype=args.image_dtype)
+        with prep_runner.atomic_path(path) as temporary:
+            save_longitudinal_npz(temporary, part, image_dtype=args.image_dtype)
         summary["files"][path.name] = {"patients": len(part), "exams": int(part.lengths.sum())}
     write_prepare_report(out, summary, report)
-    return summary
+    return {
+        **summary,
+        "computed": [patients[key] for key in run.computed],
+        "resumed": [patients[key] for key in run.resumed],
+    }
 
 
 if __name__ == "__main__":
-    run_script(main)
+    prep_runner.run_script(main)

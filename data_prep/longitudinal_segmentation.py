@@ -15,6 +15,14 @@ row, time point or subject not used. The same report is printed. Unusable rows, 
 and subjects stop the script with a list of all of them (``--no-strict`` skips them instead,
 see `kerasmed.io.report`).
 
+The subjects are read one at a time in ``--workers`` processes
+(`kerasmed.io.prep_runner.run_prep`, with a progress bar): each subject's selected slices are
+written to ``OUT/.parts/`` and journaled in ``OUT/.prep/``, so a rerun, or a run interrupted
+and started again, reads only the subjects not done yet with the same ``--slices``,
+``--image-size``, ``--normalize``, ``--timepoints`` and ``--label-map``; a subject whose files
+or time points changed is read again. Every ``.npz`` file is written atomically (temporary
+file + rename). The two hidden folders may be deleted once ``segmentation.npz`` is written.
+
 To see the expected format, write a tiny synthetic example (2 subjects x 3 time points, T1w +
 T2w, the 6-month time point unlabelled) and convert it::
 
@@ -34,14 +42,20 @@ from pathlib import Path
 import nibabel
 import numpy as np
 
-from kerasmed.io import (
-    load_segmentation_sequences,
-    read_segmentation_manifest,
-    save_segmentation_npz,
+from kerasmed.io import prep_runner, read_segmentation_manifest, save_segmentation_npz
+from kerasmed.io.longitudinal_nifti import (
+    check_segmentation_options,
+    load_subject_slices,
+    save_subject_slices,
+    segmentation_from_subjects,
+    subject_manifest,
 )
-from kerasmed.io.prep_runner import positive_int, run_script
-from kerasmed.io.report import add_strict_argument, write_prepare_report
+from kerasmed.io.manifest import item_key
+from kerasmed.io.report import write_prepare_report
 from kerasmed.io.segmentation_sequences import NPZ_NAME
+
+PARTS = ".parts"  # one .npz per subject: its selected slices
+PARTS_VERSION = 1  # of the part files; a record of another version is computed again
 
 # Mean intensity of (background, CSF, GM, WM) at 0, 6 and 12 months. Infant white matter is
 # darker than grey matter on T1w at birth, about the same at 6 months ("isointense" phase, the
@@ -127,6 +141,33 @@ def _label_map(text):
         ) from None
 
 
+# the options of the conversion: flag -> argparse keywords
+OPTIONS = {
+    "--slices": dict(
+        type=_slices,
+        default="middle",
+        help="axial slices: middle (default), all, labelled, indices '40,41' or a fraction "
+        "range '0.3:0.7'",
+    ),
+    "--image-size": dict(
+        type=prep_runner.positive_int, nargs="+", default=None, help="H [W] (default: keep)"
+    ),
+    "--normalize": dict(
+        choices=("zscore", "none"),
+        default="zscore",
+        help="per-volume z-score over the nonzero (brain) voxels, or none",
+    ),
+    "--timepoints": dict(help="comma-separated time points to keep (default: all)"),
+    "--label-map": dict(
+        type=_label_map,
+        help="file value:class pairs, e.g. 0:0,10:1,150:2,250:3 (default: values as they are)",
+    ),
+    "--image-columns": dict(help="comma-separated image columns (default: image and image_*)"),
+    "--label-column": dict(default="label", help="label column; '' for a manifest without labels"),
+    "--image-root": dict(help="folder of relative paths (default: the CSV's folder)"),
+}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -138,43 +179,9 @@ def parse_args(argv=None):
         metavar="DIR",
         help="write a tiny synthetic example (NIfTI files + manifest.csv) to DIR and stop",
     )
-    parser.add_argument(
-        "--slices",
-        type=_slices,
-        default="middle",
-        help="axial slices: middle (default), all, labelled, indices '40,41' or a fraction "
-        "range '0.3:0.7'",
-    )
-    parser.add_argument(
-        "--image-size", type=positive_int, nargs="+", default=None, help="H [W] (default: keep)"
-    )
-    parser.add_argument(
-        "--normalize",
-        choices=("zscore", "none"),
-        default="zscore",
-        help="per-volume z-score over the nonzero (brain) voxels, or none",
-    )
-    parser.add_argument(
-        "--timepoints", default=None, help="comma-separated time points to keep (default: all)"
-    )
-    parser.add_argument(
-        "--label-map",
-        type=_label_map,
-        default=None,
-        help="file value:class pairs, e.g. 0:0,10:1,150:2,250:3 (default: values as they are)",
-    )
-    parser.add_argument(
-        "--image-columns",
-        default=None,
-        help="comma-separated image columns (default: image and image_*)",
-    )
-    parser.add_argument(
-        "--label-column", default="label", help="label column; '' for a manifest without labels"
-    )
-    parser.add_argument(
-        "--image-root", default=None, help="folder of relative paths (default: the CSV's folder)"
-    )
-    add_strict_argument(parser)
+    for option, keywords in OPTIONS.items():
+        parser.add_argument(option, **keywords)
+    prep_runner.add_prep_arguments(parser)
     args = parser.parse_args(argv)
     if args.write_example is None and (args.manifest is None or args.out is None):
         parser.error("give a manifest and --out, or --write-example DIR")
@@ -183,7 +190,42 @@ def parse_args(argv=None):
     return args
 
 
+def read_subjects(manifest, out, options, args):
+    """Runs `save_subject_slices` for every subject not done yet (`run_prep`, resuming).
+
+    Returns ``(SubjectSlices per subject, the PrepRun, key -> subject id)``.
+    """
+    tasks = []
+    for i, subject in enumerate(manifest.ids):
+        files = [path for paths in manifest.image_paths[i] for path in paths]
+        files += [path for path in manifest.label_paths[i] if path is not None]
+        key = item_key(subject, files, manifest.timepoints[i].tolist())
+        task_args = (str(out), f"{PARTS}/{key}.npz", subject_manifest(manifest, i), options)
+        tasks.append(prep_runner.PrepTask(key, task_args, source=files[0]))
+    settings = {**options, "label_map": None, "parts": PARTS_VERSION}
+    if options["label_map"] is not None:  # JSON keys are strings: keep the pairs
+        settings["label_map"] = sorted(options["label_map"].items())
+    run = prep_runner.run_prep(
+        tasks,
+        save_subject_slices,
+        out / ".prep",
+        settings=settings,
+        workers=args.workers,
+        progress=not args.no_progress,
+        desc="subjects",
+        unit="subject",
+        errors=(),  # an unreadable volume is a problem in the record, not of the task
+    )
+    subjects = [
+        load_subject_slices(out, run.records[task.key], manifest.rows[i])
+        for i, task in enumerate(tasks)
+    ]
+    return subjects, run, {task.key: manifest.ids[i] for i, task in enumerate(tasks)}
+
+
 def main(argv=None):
+    """Writes the example, or converts the manifest and returns the summary of the report
+    plus ``"computed"`` / ``"resumed"``: the ids of the subjects read now / resumed."""
     args = parse_args(argv)
     if args.write_example is not None:
         manifest = write_example(args.write_example)
@@ -198,18 +240,20 @@ def main(argv=None):
         strict=args.strict,
     )
     size = args.image_size
-    sequences = load_segmentation_sequences(
-        manifest,
+    options = check_segmentation_options(
         slices=args.slices,
         image_size=None if size is None else (size[0], size[-1]),
         normalize=None if args.normalize == "none" else args.normalize,
         timepoints=[float(t) for t in args.timepoints.split(",")] if args.timepoints else None,
         label_map=args.label_map,
-        strict=args.strict,
     )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_segmentation_npz(out / NPZ_NAME, sequences)
+    subjects, run, names = read_subjects(manifest, out, options, args)
+    sequences = segmentation_from_subjects(
+        manifest, subjects, image_size=options["image_size"], strict=args.strict
+    )
+    with prep_runner.atomic_path(out / NPZ_NAME) as temporary:
+        save_segmentation_npz(temporary, sequences)
     summary = {
         "manifest": str(args.manifest),
         "rows": sequences.report.num_rows,
@@ -221,10 +265,15 @@ def main(argv=None):
         "labelled_slices": int(sequences.labelled.sum()),
         "classes": np.unique(sequences.labels[sequences.labels >= 0]).tolist(),
         "file": str(out / NPZ_NAME),
+        "prep": run.summary(),
     }
     write_prepare_report(out, summary, sequences.report)
-    return summary
+    return {
+        **summary,
+        "computed": [names[key] for key in run.computed],
+        "resumed": [names[key] for key in run.resumed],
+    }
 
 
 if __name__ == "__main__":
-    run_script(main)
+    prep_runner.run_script(main)

@@ -12,6 +12,10 @@ each (subject, time point); `load_segmentation_sequences` reads them in these st
 4. the subjects with the most common number of time points, cut into axial slice sequences;
 5. the slices resized with `kerasmed.preprocessing.resize_slices` on request.
 
+Steps 1-3 and 5 concern one subject at a time (`read_subject_slices`, a `SubjectSlices`), step 4
+all of them (`segmentation_from_subjects`); ``data_prep/longitudinal_segmentation.py`` runs the
+first in worker processes (`save_subject_slices`, `load_subject_slices`).
+
 A time point or subject that cannot be used at a step is never dropped silently: it becomes a
 `kerasmed.io.LoadProblem` with its CSV line, under the strict rule of `kerasmed.io.report`
 (``strict=True``, the default, raises one error listing them all; ``strict=False`` skips them,
@@ -29,12 +33,15 @@ with `load_segmentation_npz`.
 from __future__ import annotations
 
 import collections
+import dataclasses
+import os
 
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
 from kerasmed.io.nifti import read_nifti
-from kerasmed.io.report import LoadError
+from kerasmed.io.prep_runner import save_npz_atomic
+from kerasmed.io.report import LoadError, LoadProblem, LoadReport
 from kerasmed.io.segmentation_manifest import (  # noqa: F401  (re-exported: the input)
     SegmentationManifest,
     read_segmentation_manifest,
@@ -52,10 +59,17 @@ from kerasmed.validation import check_int_tuple, check_one_of
 __all__ = [
     "SegmentationManifest",
     "SegmentationSequences",
+    "SubjectSlices",
+    "check_segmentation_options",
     "load_segmentation_npz",
     "load_segmentation_sequences",
+    "load_subject_slices",
     "read_segmentation_manifest",
+    "read_subject_slices",
     "save_segmentation_npz",
+    "save_subject_slices",
+    "segmentation_from_subjects",
+    "subject_manifest",
 ]
 
 _SLICE_MODES = ("middle", "all", "labelled")
@@ -207,77 +221,264 @@ def _read_subject(manifest, i, positions, normalize, label_map, report):
     return volumes
 
 
-def _load_subjects(manifest, wanted, normalize, label_map, report):
-    """Reads every subject: ``(index, kept positions, images (T, Z, Y, X, C), labels)``."""
-    loaded = []
-    for i, subject in enumerate(manifest.ids):
-        positions = _wanted_positions(manifest, i, wanted, report)
-        if positions is None:
-            continue
-        volumes = _read_subject(manifest, i, positions, normalize, label_map, report)
+@dataclasses.dataclass
+class SubjectSlices:
+    """What one subject of a manifest gives `load_segmentation_sequences` (`read_subject_slices`).
+
+    Attributes:
+        problems: `kerasmed.io.LoadProblem` of its time points (or of the subject) that
+            reading could not use, in order.
+        ignored: `kerasmed.io.LoadProblem` of its time points left out on request.
+        kept: positions (in the manifest's sorted time points) of the time points kept, or
+            ``None`` when reading left the subject out.
+        slice_indices: the axial indices selected (empty with `slice_error`).
+        slice_error: why no slice could be selected, or ``None``.
+        images: ``(K, T, H, W, C)`` float32, one sequence per selected slice (resized when
+            an ``image_size`` was given).
+        labels: ``(K, T, H, W)`` int16, ``-1`` where unlabelled.
+    """
+
+    problems: list
+    ignored: list
+    kept: list | None
+    slice_indices: list
+    slice_error: str | None
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def subject_manifest(manifest: SegmentationManifest, i) -> SegmentationManifest:
+    """The manifest of subject `i` alone (what a worker process needs to read it)."""
+    return SegmentationManifest(
+        ids=(manifest.ids[i],),
+        timepoints=[manifest.timepoints[i]],
+        image_paths=[manifest.image_paths[i]],
+        label_paths=[manifest.label_paths[i]],
+        rows=[manifest.rows[i]],
+        channel_names=manifest.channel_names,
+        report=LoadReport(manifest.report.source),
+    )
+
+
+def check_segmentation_options(
+    slices="middle", image_size=None, normalize="zscore", timepoints=None, label_map=None
+):
+    """Checks the options of `load_segmentation_sequences`; returns them as a checked dict.
+
+    The dict holds ``slices``, ``image_size`` (a ``(height, width)`` tuple or None),
+    ``normalize``, ``timepoints`` (a list of floats or None) and ``label_map`` (int -> int or
+    None): the keyword arguments of `read_subject_slices`.
+
+    Raises:
+        ValueError: naming the invalid argument and its value.
+    """
+    slices = _check_slices(slices)
+    check_one_of(normalize, "normalize", _NORMALIZE)
+    return {
+        "slices": slices,
+        "image_size": None if image_size is None else check_int_tuple(image_size, "image_size", 2),
+        "normalize": normalize,
+        "timepoints": None if timepoints is None else [float(t) for t in timepoints],
+        "label_map": _check_label_map(label_map),
+    }
+
+
+def read_subject_slices(manifest: SegmentationManifest, i, **options) -> SubjectSlices:
+    """Reads subject `i`'s volumes and cuts its selected slices (steps 1, 2, 3 and 5).
+
+    The work of `load_segmentation_sequences` for one subject; `options` are its keyword
+    arguments but ``strict`` (`check_segmentation_options`). `segmentation_from_subjects`
+    then does step 4 and builds the sequences. A subject can be read in a worker process
+    from `subject_manifest` (``i=0``).
+
+    Returns:
+        A `SubjectSlices`.
+    """
+    options = check_segmentation_options(**options)
+    wanted, report = options["timepoints"], LoadReport(manifest.report.source)
+    positions = _wanted_positions(manifest, i, wanted, report)
+    kept, volumes = None, {}
+    if positions is not None:
+        volumes = _read_subject(
+            manifest, i, positions, options["normalize"], options["label_map"], report
+        )
         if wanted is not None and len(volumes) < len(wanted):
-            reason = f"subject {subject!r} skipped: some of timepoints={wanted} are unusable"
+            reason = (
+                f"subject {manifest.ids[i]!r} skipped: some of timepoints={wanted} are unusable"
+            )
             report.add(reason, row=int(manifest.rows[i].min()))
         elif volumes:
             kept = sorted(volumes)
-            images = np.stack([volumes[j][0] for j in kept])
-            loaded.append((i, kept, images, [volumes[j][1] for j in kept]))
-    return loaded
+    chosen, error, images, labels = [], None, np.zeros(0, "float32"), np.zeros(0, "int16")
+    if kept is not None:
+        volume = np.stack([volumes[j][0] for j in kept])
+        masks = [volumes[j][1] for j in kept]
+        try:
+            chosen = _select_slices(options["slices"], volume.shape[1], masks)
+        except ValueError as failure:
+            error = str(failure)
+    if chosen:
+        dense = np.stack(
+            [np.full(volume.shape[1:4], -1, "int16") if lab is None else lab for lab in masks]
+        )
+        size = options["image_size"]
+        pairs = [(volume[:, z], dense[:, z]) for z in chosen]
+        if size is not None:
+            pairs = [
+                (resize_slices(x, size, "linear"), resize_slices(y, size, "nearest"))
+                for x, y in pairs
+            ]
+        images = np.stack([x for x, _ in pairs])
+        labels = np.stack([y for _, y in pairs])
+    return SubjectSlices(report.problems, report.ignored, kept, chosen, error, images, labels)
 
 
-def _slice_sequences(manifest, loaded, slices, report):
-    """Cuts the subjects that have the common number of time points into slice sequences.
+def save_subject_slices(args):
+    """`read_subject_slices` of one subject, its arrays saved (atomically) to ``folder/name``.
 
-    Returns ``(subject, z, images (T, Y, X, C), labels (T, Y, X) int16, timepoints)`` tuples.
+    ``data_prep/longitudinal_segmentation.py`` gives it to `kerasmed.io.prep_runner.run_prep`
+    as the task of each subject; `load_subject_slices` turns its record and file back into the
+    `SubjectSlices`.
+
+    Args:
+        args: ``(folder, name, manifest, options)``: ``name`` is relative to ``folder`` (keys
+            ``images`` and ``labels``), ``manifest`` the `subject_manifest` of the subject,
+            ``options`` those of `check_segmentation_options`.
+
+    Returns:
+        The task's record, JSON-serialisable: ``"outputs"`` (``[name]``), the subject's CSV
+        ``"rows"`` and the other fields of its `SubjectSlices` but the arrays.
     """
-    counts = collections.Counter(len(kept) for _, kept, _, _ in loaded)
+    folder, name, manifest, options = args
+    item = read_subject_slices(manifest, 0, **options)
+    save_npz_atomic(os.path.join(folder, name), images=item.images, labels=item.labels)
+    return {
+        "outputs": [name],
+        "rows": manifest.rows[0].tolist(),
+        "problems": [dataclasses.asdict(problem) for problem in item.problems],
+        "ignored": [dataclasses.asdict(problem) for problem in item.ignored],
+        "kept": item.kept,
+        "slice_indices": [int(z) for z in item.slice_indices],
+        "slice_error": item.slice_error,
+    }
+
+
+def load_subject_slices(folder, record, rows=None) -> SubjectSlices:
+    """The `SubjectSlices` saved by `save_subject_slices` (from its record).
+
+    Args:
+        folder: the folder of the record's ``"outputs"``.
+        record: the record `save_subject_slices` returned.
+        rows: the subject's CSV lines in the manifest now (``manifest.rows[i]``); the
+            problems' rows are renumbered from the record's to these (the CSV may have gained
+            or lost lines above the subject since). ``None`` keeps them.
+    """
+    renumber = {} if rows is None else dict(zip(record["rows"], np.asarray(rows).tolist()))
+
+    def problems(entries):
+        return [LoadProblem(**{**e, "row": renumber.get(e["row"], e["row"])}) for e in entries]
+
+    with np.load(os.path.join(folder, record["outputs"][0])) as part:
+        images, labels = part["images"], part["labels"]
+    return SubjectSlices(
+        problems=problems(record["problems"]),
+        ignored=problems(record["ignored"]),
+        kept=record["kept"],
+        slice_indices=record["slice_indices"],
+        slice_error=record["slice_error"],
+        images=images,
+        labels=labels,
+    )
+
+
+def segmentation_from_subjects(
+    manifest: SegmentationManifest, subjects, image_size=None, strict=True
+) -> SegmentationSequences:
+    """Builds the `SegmentationSequences` of `manifest` from its subjects' `SubjectSlices`.
+
+    Step 4 of `load_segmentation_sequences`: the subjects with the most common number of time
+    points are kept, the others recorded as problems, and the strict rule applied.
+
+    Args:
+        manifest: the `SegmentationManifest` the subjects were read from.
+        subjects: one `SubjectSlices` per subject of `manifest`, in order
+            (`read_subject_slices`, here or in worker processes).
+        image_size: the ``image_size`` they were read with (``None``: every subject must have
+            the same slice shape).
+        strict: see `load_segmentation_sequences`.
+
+    Returns:
+        A `SegmentationSequences`, as `load_segmentation_sequences` returns it.
+    """
+    report, chosen = _common_length(manifest, subjects)
+    report.raise_or_warn(strict, "time point(s) or subject(s)", since=manifest.report.mark())
+    return _stack_subjects(manifest, chosen, image_size, report)
+
+
+def _common_length(manifest, subjects):
+    """The report with every subject's entries, and the ``(index, SubjectSlices)`` kept."""
+    if len(subjects) != len(manifest):
+        raise ValueError(
+            f"`subjects` must have one entry per subject ({len(manifest)}). "
+            f"Received: len(subjects)={len(subjects)}"
+        )
+    report = manifest.report.copy()
+    for item in subjects:
+        report.problems.extend(item.problems)
+        report.ignored.extend(item.ignored)
+    counts = collections.Counter(len(s.kept) for s in subjects if s.kept is not None)
     length = max(counts, key=lambda n: (counts[n], n)) if counts else 0
-    sequences = []
-    for i, kept, images, labels in loaded:
+    chosen = []
+    for i, item in enumerate(subjects):
         subject, first_row = manifest.ids[i], int(manifest.rows[i].min())
-        if len(kept) != length:
+        if item.kept is None:
+            continue
+        if len(item.kept) != length:
             reason = (
-                f"subject {subject!r} skipped: {len(kept)} usable time points, most subjects "
-                f"have {length} (choose them with timepoints=...)"
+                f"subject {subject!r} skipped: {len(item.kept)} usable time points, most "
+                f"subjects have {length} (choose them with timepoints=...)"
             )
             report.add(reason, row=first_row)
-            continue
-        try:
-            chosen = _select_slices(slices, images.shape[1], labels)
-        except ValueError as error:
-            report.add(f"subject {subject!r} skipped: {error}", row=first_row)
-            continue
-        dense = np.stack(
-            [np.full(images.shape[1:4], -1, "int16") if lab is None else lab for lab in labels]
+        elif item.slice_error is not None:
+            report.add(f"subject {subject!r} skipped: {item.slice_error}", row=first_row)
+        else:
+            chosen.append((i, item))
+    return report, chosen
+
+
+def _stack_subjects(manifest, chosen, image_size, report):
+    """The `SegmentationSequences` of the `chosen` subjects (checks their slice shapes)."""
+    if not chosen:
+        raise LoadError(
+            f"No usable subject in the manifest {report.source}:\n{report}\n"
+            f"Received: a manifest of {len(manifest)} subject(s)",
+            report,
         )
-        times = manifest.timepoints[i][kept]
-        sequences.extend((subject, z, images[:, z], dense[:, z], times) for z in chosen)
-    return sequences
-
-
-def _fit_size(sequences, image_size):
-    """Resizes every slice to `image_size`, or checks that all have one size when it is None."""
-    if image_size is not None:
-        return [
-            (
-                s,
-                z,
-                resize_slices(x, image_size, "linear"),
-                resize_slices(y, image_size, "nearest"),
-                t,
+    if image_size is None:
+        sizes = {}
+        for i, item in chosen:
+            sizes.setdefault(item.images.shape[2:4], manifest.ids[i])
+        if len(sizes) > 1:
+            listed = ", ".join(f"{s!r} {shape}" for shape, s in sizes.items())
+            raise ValueError(
+                f"Subjects have different slice shapes (Y, X): {listed}. Pass image_size to "
+                "resize them. Received: image_size=None"
             )
-            for s, z, x, y, t in sequences
-        ]
-    sizes = {}
-    for subject, _, images, _, _ in sequences:
-        sizes.setdefault(images.shape[1:3], subject)
-    if len(sizes) > 1:
-        listed = ", ".join(f"{s!r} {shape}" for shape, s in sizes.items())
-        raise ValueError(
-            f"Subjects have different slice shapes (Y, X): {listed}. Pass image_size to "
-            "resize them. Received: image_size=None"
-        )
-    return sequences
+    ids, slices, times = [], [], []
+    for i, item in chosen:
+        count = len(item.slice_indices)
+        ids.extend([manifest.ids[i]] * count)
+        slices.extend(item.slice_indices)
+        times.extend([manifest.timepoints[i][item.kept]] * count)
+    return SegmentationSequences(
+        images=np.concatenate([item.images for _, item in chosen]),
+        labels=np.concatenate([item.labels for _, item in chosen]),
+        subject_ids=tuple(ids),
+        slice_indices=slices,
+        timepoints=np.stack(times),
+        channel_names=manifest.channel_names,
+        report=report,
+    )
 
 
 def load_segmentation_sequences(
@@ -363,30 +564,8 @@ def load_segmentation_sequences(
         Gao, Phillips, Zheng, Min, Fletcher, Gerig, "Fully convolutional structured LSTM
         networks for joint 4D medical image segmentation", ISBI 2018, Section 3.
     """
-    slices = _check_slices(slices)
-    check_one_of(normalize, "normalize", _NORMALIZE)
-    if image_size is not None:
-        image_size = check_int_tuple(image_size, "image_size", 2)
-    label_map = _check_label_map(label_map)
-    wanted = None if timepoints is None else [float(t) for t in timepoints]
-    report = manifest.report.copy()
-    start = report.mark()
-    loaded = _load_subjects(manifest, wanted, normalize, label_map, report)
-    sequences = _slice_sequences(manifest, loaded, slices, report)
-    report.raise_or_warn(strict, "time point(s) or subject(s)", since=start)
-    if not sequences:
-        raise LoadError(
-            f"No usable subject in the manifest {report.source}:\n{report}\n"
-            f"Received: a manifest of {len(manifest)} subject(s)",
-            report,
-        )
-    sequences = _fit_size(sequences, image_size)
-    return SegmentationSequences(
-        images=np.stack([item[2] for item in sequences]),
-        labels=np.stack([item[3] for item in sequences]),
-        subject_ids=tuple(item[0] for item in sequences),
-        slice_indices=[item[1] for item in sequences],
-        timepoints=np.stack([item[4] for item in sequences]),
-        channel_names=manifest.channel_names,
-        report=report,
-    )
+    options = check_segmentation_options(slices, image_size, normalize, timepoints, label_map)
+    subjects = [read_subject_slices(manifest, i, **options) for i in range(len(manifest))]
+    report, chosen = _common_length(manifest, subjects)
+    report.raise_or_warn(strict, "time point(s) or subject(s)", since=manifest.report.mark())
+    return _stack_subjects(manifest, chosen, options["image_size"], report)

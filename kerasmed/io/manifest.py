@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
+import json
 import os
+import re
 
 import cv2
 import numpy as np
 
 from kerasmed.io._csv import check_columns, read_manifest_csv
 from kerasmed.io._dicom_tags import modality_lut
+from kerasmed.io.prep_runner import save_npz_atomic
 from kerasmed.io.radiograph import _check_finite
 from kerasmed.io.report import LoadReport
 from kerasmed.io.sequences import (  # noqa: F401  (re-exported: the manifest's output format)
@@ -309,6 +313,119 @@ def read_exam_image(path, image_size=None):
     return np.clip(image, 0.0, 1.0).astype("float32")
 
 
+def read_patient_exams(paths, image_size=(299, 299)):
+    """Reads the exam images of one patient: the work of `load_manifest_images` per patient.
+
+    Args:
+        paths: the patient's image files, in exam order (``manifest.image_paths[i]``).
+        image_size: ``(height, width)`` or an int; every image is resized to it (``None``
+            keeps the sizes, which must then agree).
+
+    Returns:
+        ``(images, failures)``: the ``(K, H, W)`` float32 images of the ``K`` exams that could
+        be read, in order, and a list of ``(position, reason)`` for the others (``reason``
+        names the file).
+
+    Example:
+
+    >>> images, failures = read_patient_exams(["/no/such.png"], image_size=4)
+    >>> images.shape, failures[0][0], failures[0][1].startswith("cannot read image: No such")
+    ((0, 4, 4), 0, True)
+    """
+    size = None if image_size is None else check_int_tuple(image_size, "image_size", 2)
+    stack, failures = [], []
+    for j, path in enumerate(paths):
+        try:
+            stack.append(read_exam_image(path, size))
+        except (OSError, ValueError) as error:
+            failures.append((j, f"cannot read image: {error}"))
+    images = np.stack(stack) if stack else np.zeros((0, *(size or (0, 0))), "float32")
+    return images, failures
+
+
+def save_patient_exams(args):
+    """Reads one patient's exams (`read_patient_exams`) and saves the images to an ``.npz`` file.
+
+    The work function of ``data_prep/longitudinal_manifest.py``, which
+    `kerasmed.io.prep_runner.run_prep` runs in worker processes; `load_patient_exams` reads
+    the result back.
+
+    Args:
+        args: ``(folder, name, paths, image_size)``: the file ``folder/name`` (written
+            atomically, key ``images``), the patient's image paths and the size.
+
+    Returns:
+        The task's record, JSON-serialisable: ``{"outputs": [name], "failures": [[position,
+        reason], ...]}``.
+    """
+    folder, name, paths, image_size = args
+    images, failures = read_patient_exams(paths, image_size)
+    save_npz_atomic(os.path.join(folder, name), images=images)
+    return {"outputs": [name], "failures": [[int(j), str(reason)] for j, reason in failures]}
+
+
+def load_patient_exams(folder, record):
+    """``(images, failures)`` of a patient saved by `save_patient_exams` (from its record)."""
+    with np.load(os.path.join(folder, record["outputs"][0])) as part:
+        images = part["images"]
+    return images, [(int(j), reason) for j, reason in record["failures"]]
+
+
+def sequences_from_exams(manifest: LongitudinalManifest, exams, strict=True):
+    """Builds the `LongitudinalSequences` of `manifest` from each patient's read exams.
+
+    Args:
+        manifest: a `LongitudinalManifest` from `read_longitudinal_manifest`.
+        exams: one ``(images, failures)`` per patient of `manifest`, as `read_patient_exams`
+            returns them (read here, in worker processes, or earlier).
+        strict: the strict rule of `kerasmed.io.report` for the failures (see
+            `load_manifest_images`).
+
+    Returns:
+        A `LongitudinalSequences`, as `load_manifest_images` returns it.
+    """
+    sequences = _sequences_from_exams(manifest, exams)
+    sequences.report.raise_or_warn(strict, "image(s)", since=manifest.report.mark())
+    return sequences
+
+
+def _sequences_from_exams(manifest, exams):
+    if len(exams) != len(manifest):
+        raise ValueError(
+            f"`exams` must have one entry per patient ({len(manifest)}). "
+            f"Received: len(exams)={len(exams)}"
+        )
+    images, labels, deltas, ids = [], [], [], []
+    report = manifest.report.copy()
+    for i, (patient, (stack, failures)) in enumerate(zip(manifest.ids, exams)):
+        failed = set()
+        for j, reason in failures:
+            path = manifest.image_paths[i][j]
+            where = {"path": path, "column": "image_path", "value": path}
+            report.add(reason, row=int(manifest.rows[i][j]), **where)
+            failed.add(int(j))
+        keep = [j for j in range(len(manifest.image_paths[i])) if j not in failed]
+        if len(keep) != len(stack):
+            raise ValueError(
+                f"Patient {patient!r}: {len(keep)} readable exams but {len(stack)} images. "
+                f"Received: images.shape={np.shape(stack)}, failures={failures}"
+            )
+        if keep:
+            ids.append(patient)
+            images.append(np.asarray(stack))
+            labels.append(manifest.labels[i][keep])
+            deltas.append(_deltas_in_days(manifest.dates[i][keep]))
+    return LongitudinalSequences(
+        images=images,
+        labels=labels,
+        deltas=deltas,
+        label_names=manifest.label_names,
+        ids=tuple(ids),
+        delta_unit="days",
+        report=report,
+    )
+
+
 def load_manifest_images(manifest: LongitudinalManifest, image_size=(299, 299), strict=True):
     """Loads and resizes every image of a manifest into a `LongitudinalSequences`.
 
@@ -316,6 +433,8 @@ def load_manifest_images(manifest: LongitudinalManifest, image_size=(299, 299), 
     naming its CSV line and file), handled by the strict rule of `kerasmed.io.report`. Without
     strictness the exam is skipped and the time lapses of that patient are recomputed from the
     remaining dates; a patient left with no exam is dropped (its exams are listed).
+    ``data_prep/longitudinal_manifest.py`` does the same in worker processes, one patient at a
+    time (`read_patient_exams`, then `sequences_from_exams`).
 
     Args:
         manifest: a `LongitudinalManifest` from `read_longitudinal_manifest`.
@@ -328,30 +447,35 @@ def load_manifest_images(manifest: LongitudinalManifest, image_size=(299, 299), 
         ``report`` is a copy of ``manifest.report`` extended with the images not read
         (``manifest.report`` itself is unchanged).
     """
-    images, labels, deltas, ids = [], [], [], []
-    report = manifest.report.copy()
-    start = report.mark()
-    for i, patient in enumerate(manifest.ids):
-        keep, stack = [], []
-        for j, path in enumerate(manifest.image_paths[i]):
-            try:
-                stack.append(read_exam_image(path, image_size))
-                keep.append(j)
-            except (OSError, ValueError) as error:
-                where = {"path": path, "column": "image_path", "value": path}
-                report.add(f"cannot read image: {error}", row=int(manifest.rows[i][j]), **where)
-        if keep:
-            ids.append(patient)
-            images.append(np.stack(stack))
-            labels.append(manifest.labels[i][keep])
-            deltas.append(_deltas_in_days(manifest.dates[i][keep]))
-    report.raise_or_warn(strict, "image(s)", since=start)
-    return LongitudinalSequences(
-        images=images,
-        labels=labels,
-        deltas=deltas,
-        label_names=manifest.label_names,
-        ids=tuple(ids),
-        delta_unit="days",
-        report=report,
-    )
+    exams = [read_patient_exams(paths, image_size) for paths in manifest.image_paths]
+    sequences = _sequences_from_exams(manifest, exams)
+    sequences.report.raise_or_warn(strict, "image(s)", since=manifest.report.mark())
+    return sequences
+
+
+def item_key(name, files, details=None):
+    """A journal key (`kerasmed.io.prep_runner.PrepTask`) for one item of a manifest.
+
+    The key is `name` made file-safe, then a digest of `name`, `details` (JSON-serialisable:
+    what else the item's output depends on) and the path, size and modification time of each
+    of `files`: an item whose files or rows change gets another key, so a rerun of a
+    ``data_prep/`` script prepares it again instead of resuming it.
+
+    Example:
+
+    >>> key = item_key("p/1", ["/no/such/file.png"])
+    >>> key.startswith("p_1-"), len(key), key == item_key("p/1", ["/no/such/file.png"])
+    (True, 20, True)
+    """
+    stats = []
+    for path in files:
+        path = os.fspath(path)
+        try:
+            info = os.stat(path)
+            stats.append([path, info.st_size, info.st_mtime_ns])
+        except OSError:
+            stats.append([path, None, None])
+    text = json.dumps([str(name), details, stats])
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", str(name))[:48]
+    return f"{safe}-{digest}"

@@ -2,8 +2,8 @@
 
 `prepare_radiograph_file` reads one radiograph (`kerasmed.io.read_radiograph`), runs
 `kerasmed.preprocessing.prepare_radiograph` on it and, given a cache path, writes the result
-there atomically (a temporary file renamed into place, so an interrupted run never leaves a
-half-written entry). `read_cached_radiograph` returns a cache entry when it is still valid:
+there atomically (`kerasmed.io.prep_runner.save_npz_atomic`: a temporary file renamed into
+place, so an interrupted run never leaves a half-written entry). `read_cached_radiograph` returns a cache entry when it is still valid:
 written by this cache format for a source file of the same size and modification time.
 
 This module imports only OpenCV, NumPy and `kerasmed.io`, so that the worker processes of
@@ -13,13 +13,13 @@ This module imports only OpenCV, NumPy and `kerasmed.io`, so that the worker pro
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 import zlib
 
 import cv2
 import numpy as np
 
+from kerasmed.io.prep_runner import save_npz_atomic
 from kerasmed.io.radiograph import read_radiograph
 from kerasmed.preprocessing.xray import prepare_radiograph, rescale_to_uint
 
@@ -88,24 +88,14 @@ def prepare_radiograph_file(
     image = _as_uint(image, notes)
     prepared = prepare_radiograph(image, padding, size, enhanced, interpolation)
     if cache_path is not None:
-        cache_path = os.fspath(cache_path)
-        folder = os.path.dirname(cache_path) or "."
-        os.makedirs(folder, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp.npz")
-        try:
-            with os.fdopen(handle, "wb") as f:
-                np.savez_compressed(
-                    f,
-                    image=prepared,
-                    stamp=stamp,
-                    notes=np.array(notes, dtype=str),
-                    format=np.array(CACHE_FORMAT),
-                )
-            os.replace(temporary, cache_path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
+        save_npz_atomic(
+            cache_path,
+            compress=True,
+            image=prepared,
+            stamp=stamp,
+            notes=np.array(notes, dtype=str),
+            format=np.array(CACHE_FORMAT),
+        )
     return prepared, notes
 
 
