@@ -43,15 +43,14 @@ import nibabel
 import numpy as np
 
 from kerasmed.io import prep_runner, read_segmentation_manifest, save_segmentation_npz
-from kerasmed.io.longitudinal_nifti import (
-    check_segmentation_options,
-    load_subject_slices,
-    save_subject_slices,
-    segmentation_from_subjects,
-    subject_manifest,
-)
+from kerasmed.io.longitudinal_nifti import check_segmentation_options, segmentation_from_subjects
 from kerasmed.io.manifest import item_key
 from kerasmed.io.report import write_prepare_report
+from kerasmed.io.segmentation_prep import (
+    load_subject_slices,
+    save_subject_slices,
+    subject_manifest,
+)
 from kerasmed.io.segmentation_sequences import NPZ_NAME
 
 PARTS = ".parts"  # one .npz per subject: its selected slices

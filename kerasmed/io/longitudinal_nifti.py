@@ -14,7 +14,7 @@ each (subject, time point); `load_segmentation_sequences` reads them in these st
 
 Steps 1-3 and 5 concern one subject at a time (`read_subject_slices`, a `SubjectSlices`), step 4
 all of them (`segmentation_from_subjects`); ``data_prep/longitudinal_segmentation.py`` runs the
-first in worker processes (`save_subject_slices`, `load_subject_slices`).
+first in worker processes (`kerasmed.io.segmentation_prep`).
 
 A time point or subject that cannot be used at a step is never dropped silently: it becomes a
 `kerasmed.io.LoadProblem` with its CSV line, under the strict rule of `kerasmed.io.report`
@@ -34,14 +34,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
 from kerasmed.io.nifti import read_nifti
-from kerasmed.io.prep_runner import save_npz_atomic
-from kerasmed.io.report import LoadError, LoadProblem, LoadReport
+from kerasmed.io.report import LoadError, LoadReport
 from kerasmed.io.segmentation_manifest import (  # noqa: F401  (re-exported: the input)
     SegmentationManifest,
     read_segmentation_manifest,
@@ -63,13 +61,10 @@ __all__ = [
     "check_segmentation_options",
     "load_segmentation_npz",
     "load_segmentation_sequences",
-    "load_subject_slices",
     "read_segmentation_manifest",
     "read_subject_slices",
     "save_segmentation_npz",
-    "save_subject_slices",
     "segmentation_from_subjects",
-    "subject_manifest",
 ]
 
 _SLICE_MODES = ("middle", "all", "labelled")
@@ -247,19 +242,6 @@ class SubjectSlices:
     labels: np.ndarray
 
 
-def subject_manifest(manifest: SegmentationManifest, i) -> SegmentationManifest:
-    """The manifest of subject `i` alone (what a worker process needs to read it)."""
-    return SegmentationManifest(
-        ids=(manifest.ids[i],),
-        timepoints=[manifest.timepoints[i]],
-        image_paths=[manifest.image_paths[i]],
-        label_paths=[manifest.label_paths[i]],
-        rows=[manifest.rows[i]],
-        channel_names=manifest.channel_names,
-        report=LoadReport(manifest.report.source),
-    )
-
-
 def check_segmentation_options(
     slices="middle", image_size=None, normalize="zscore", timepoints=None, label_map=None
 ):
@@ -289,7 +271,7 @@ def read_subject_slices(manifest: SegmentationManifest, i, **options) -> Subject
     The work of `load_segmentation_sequences` for one subject; `options` are its keyword
     arguments but ``strict`` (`check_segmentation_options`). `segmentation_from_subjects`
     then does step 4 and builds the sequences. A subject can be read in a worker process
-    from `subject_manifest` (``i=0``).
+    from `kerasmed.io.segmentation_prep.subject_manifest` (``i=0``).
 
     Returns:
         A `SubjectSlices`.
@@ -331,64 +313,6 @@ def read_subject_slices(manifest: SegmentationManifest, i, **options) -> Subject
         images = np.stack([x for x, _ in pairs])
         labels = np.stack([y for _, y in pairs])
     return SubjectSlices(report.problems, report.ignored, kept, chosen, error, images, labels)
-
-
-def save_subject_slices(args):
-    """`read_subject_slices` of one subject, its arrays saved (atomically) to ``folder/name``.
-
-    ``data_prep/longitudinal_segmentation.py`` gives it to `kerasmed.io.prep_runner.run_prep`
-    as the task of each subject; `load_subject_slices` turns its record and file back into the
-    `SubjectSlices`.
-
-    Args:
-        args: ``(folder, name, manifest, options)``: ``name`` is relative to ``folder`` (keys
-            ``images`` and ``labels``), ``manifest`` the `subject_manifest` of the subject,
-            ``options`` those of `check_segmentation_options`.
-
-    Returns:
-        The task's record, JSON-serialisable: ``"outputs"`` (``[name]``), the subject's CSV
-        ``"rows"`` and the other fields of its `SubjectSlices` but the arrays.
-    """
-    folder, name, manifest, options = args
-    item = read_subject_slices(manifest, 0, **options)
-    save_npz_atomic(os.path.join(folder, name), images=item.images, labels=item.labels)
-    return {
-        "outputs": [name],
-        "rows": manifest.rows[0].tolist(),
-        "problems": [dataclasses.asdict(problem) for problem in item.problems],
-        "ignored": [dataclasses.asdict(problem) for problem in item.ignored],
-        "kept": item.kept,
-        "slice_indices": [int(z) for z in item.slice_indices],
-        "slice_error": item.slice_error,
-    }
-
-
-def load_subject_slices(folder, record, rows=None) -> SubjectSlices:
-    """The `SubjectSlices` saved by `save_subject_slices` (from its record).
-
-    Args:
-        folder: the folder of the record's ``"outputs"``.
-        record: the record `save_subject_slices` returned.
-        rows: the subject's CSV lines in the manifest now (``manifest.rows[i]``); the
-            problems' rows are renumbered from the record's to these (the CSV may have gained
-            or lost lines above the subject since). ``None`` keeps them.
-    """
-    renumber = {} if rows is None else dict(zip(record["rows"], np.asarray(rows).tolist()))
-
-    def problems(entries):
-        return [LoadProblem(**{**e, "row": renumber.get(e["row"], e["row"])}) for e in entries]
-
-    with np.load(os.path.join(folder, record["outputs"][0])) as part:
-        images, labels = part["images"], part["labels"]
-    return SubjectSlices(
-        problems=problems(record["problems"]),
-        ignored=problems(record["ignored"]),
-        kept=record["kept"],
-        slice_indices=record["slice_indices"],
-        slice_error=record["slice_error"],
-        images=images,
-        labels=labels,
-    )
 
 
 def segmentation_from_subjects(

@@ -266,7 +266,10 @@ class _FunctionRef:
     @classmethod
     def of(cls, function):
         module = sys.modules.get(function.__module__)
-        return cls(function.__module__, getattr(module, "__file__", None), function.__qualname__)
+        # a module loaded from its path without a sys.modules entry (a data_prep script loaded
+        # by the tests) is found again by the function's own source file
+        path = getattr(module, "__file__", None) or function.__code__.co_filename
+        return cls(function.__module__, path, function.__qualname__)
 
 
 _LOADED = {}

@@ -11,12 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kerasmed.io.longitudinal_nifti import (
-    load_subject_slices,
-    read_subject_slices,
-    save_subject_slices,
-    subject_manifest,
-)
+from kerasmed.io.longitudinal_nifti import read_subject_slices
 from kerasmed.io.manifest import (
     item_key,
     load_patient_exams,
@@ -26,6 +21,11 @@ from kerasmed.io.manifest import (
 from kerasmed.io.prep_runner import PrepTask
 from kerasmed.io.report import LoadError
 from kerasmed.io.segmentation_manifest import read_segmentation_manifest
+from kerasmed.io.segmentation_prep import (
+    load_subject_slices,
+    save_subject_slices,
+    subject_manifest,
+)
 from tests.data_prep_scripts import load_data_prep_script
 
 QUIET = ["--no-progress"]
