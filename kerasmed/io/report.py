@@ -239,10 +239,11 @@ def write_prepare_report(folder, summary, *sections, max_printed=20000):
     <BLANKLINE>
     m.csv: 2 rows, 0 skipped
     """
+    from kerasmed.io.prep_runner import write_text_atomic  # prep_runner imports this module
+
     text = "\n\n".join([json.dumps(summary, indent=2), *map(str, sections)]) + "\n"
     path = os.path.join(os.fspath(folder), "prepare_report.txt")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_text_atomic(path, text)  # a reader never sees half a report
     short = json.dumps(summary, indent=2) + f"\n(the full report is in {path})\n"
     print(text if len(text) <= max_printed else short, end="")
     return text
