@@ -113,9 +113,8 @@ EXPERIMENTS = {
         _register(
             "two-step",
             "two_step",
-            "train",
-            "the COV19-CT-DB release as distributed (train/ and validation/; layout in "
-            "kerasmed.io.cov19_ct)",
+            "scans.csv",
+            "python data_prep/two_step_ct.py COV19-CT-DB --out DIR [--preset quick|paper]",
             ready=False,
         ),
         _register(
