@@ -115,7 +115,6 @@ EXPERIMENTS = {
             "two_step",
             "scans.csv",
             "python data_prep/two_step_ct.py COV19-CT-DB --out DIR [--preset quick|paper]",
-            ready=False,
         ),
         _register(
             "xray",

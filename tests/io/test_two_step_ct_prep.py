@@ -233,6 +233,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_data_prep_then_experiment_end_to_end(tmp_path):
     written = _tree(tmp_path / "db", num_scans=12, min_slices=6, max_slices=8)
     prepared = tmp_path / "prepared"
