@@ -31,10 +31,11 @@ Output (``--out``):
 
 Every output is written atomically and each scan's journal record (``.prep/``) after its file,
 so an interrupted run (Ctrl-C, a crash) resumes where it stopped: a rerun with the same
-settings prepares only the scans not done yet (`kerasmed.io.prep_runner`). A scan with an
-unreadable slice is not prepared; ``--strict`` (the default) stops with one error listing them
-after preparing the others (scans.csv is not written), ``--no-strict`` leaves them out and lists
-them in the report.
+settings and the same COV19-CT-DB folder prepares only the scans not done yet
+(`kerasmed.io.prep_runner`); other settings (or another folder) prepare every scan again.
+A scan with an unreadable slice is not prepared; ``--strict`` (the default) stops with one
+error listing them after preparing the others (scans.csv is not written), ``--no-strict``
+leaves them out and lists them in the report.
 
 Example::
 
@@ -215,7 +216,7 @@ def _forget_other_settings(out, saved):
         old = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         old = None
-    keys = ("config", "compress", "format")
+    keys = ("config", "compress", "format", "source")
     if not isinstance(old, dict) or any(old.get(k) != saved[k] for k in keys):
         for name in (INDEX_FILE, SETTINGS_FILE):
             (out / name).unlink(missing_ok=True)
@@ -265,7 +266,7 @@ def main(argv=None):
         warnings.simplefilter("ignore")
         run = run_prep(
             tasks, prepare_scan, out / STATE_DIR,
-            settings={k: saved[k] for k in ("config", "compress", "format")},
+            settings={k: saved[k] for k in ("config", "compress", "format", "source")},
             workers=args.workers, progress=not args.no_progress, desc="COV19-CT-DB scans",
             unit="scan", strict=False, what="scan(s)", source=str(args.root),
         )  # fmt: skip

@@ -175,6 +175,15 @@ class PreparedScan:
         path: the scan's ``.npz`` file.
         num_slices: its slice count, from the index.
         slice_size: H = W of its slices.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "ct_scan_0.npz")
+    >>> np.savez(path, slices=np.arange(3 * 4 * 4, dtype=np.uint8).reshape(3, 4, 4))
+    >>> scan = PreparedScan(path, num_slices=3, slice_size=4)
+    >>> len(scan), np.asarray(scan).shape, scan[1][0].tolist()
+    (3, (3, 4, 4), [16, 17, 18, 19])
     """
 
     __slots__ = ("path", "num_slices", "slice_size")
