@@ -72,6 +72,7 @@ def main():
         "python": platform.python_version(),
         "numpy": np.__version__,
         "opencv": cv2.__version__,
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "runs": [],
     }
     with tempfile.TemporaryDirectory(prefix="two-step-prep-bench-") as tmp:
@@ -95,6 +96,7 @@ def main():
                     "bytes_per_scan": summary["bytes_on_disk"] // args.scans,
                 }
             )
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results, indent=2))
 
 
