@@ -33,7 +33,7 @@ def test_list_prints_every_experiment_and_preset(capsys):
         row = next(line for line in out.splitlines() if line.startswith(name + " "))
         assert spec.notebook in row and os.path.exists(spec.notebook)
         assert row.endswith("ready") == spec.ready
-    assert "two-step" in out and not EXPERIMENTS["two-step"].ready
+    assert "two-step" in out and EXPERIMENTS["two-step"].ready
 
 
 def test_readme_quotes_the_presets_runtimes():

@@ -114,10 +114,8 @@ EXPERIMENTS = {
         _register(
             "two-step",
             "two_step",
-            "train",
-            "the COV19-CT-DB release as distributed (train/ and validation/; layout in "
-            "kerasmed.io.cov19_ct)",
-            ready=False,
+            "scans.csv",
+            "python data_prep/two_step_ct.py COV19-CT-DB --out DIR [--preset quick|paper]",
         ),
         _register(
             "xray",

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import keras
 import numpy as np
 import sklearn.model_selection
@@ -38,11 +37,10 @@ from kerasmed.data import (
     WindowSliceDataset,
     sample_sequence_slices,
     simulate_chest_ct,
-    to_8bit_slices,
 )
 from kerasmed.experiments.common import logger, progress, resolve_config
 from kerasmed.experiments.presets.two_step import PRESETS, TwoStepConfig
-from kerasmed.experiments.two_step_cov19 import load_cov19_parts
+from kerasmed.experiments.two_step_cov19 import load_data_dir, model_slices, select_windows
 from kerasmed.experiments.two_step_figures import (
     plot_draw_spread,
     plot_embedding_matrix,
@@ -58,7 +56,6 @@ from kerasmed.models.two_step import (
 )
 from kerasmed.models.two_step_inference import embed_scans, ensemble_probabilities, predict_scans
 from kerasmed.optimizers import AdamL2
-from kerasmed.preprocessing import select_lung_slices
 from kerasmed.validation import check_one_of, check_positive_int
 
 __all__ = [
@@ -95,41 +92,6 @@ PAPER = {
 PAPER_SINGLE_DRAW_F1 = (0.920, 0.938)
 
 
-def model_slices(volume, size, kind="hu"):
-    """A scan's slices as one ``(n, size, size)`` uint8 array (odd-sized slices resized).
-
-    `volume` is in HU (windowed by `to_8bit_slices`), or already 8-bit with ``kind="8bit"``.
-    """
-    if kind == "8bit":
-        slices = [np.asarray(s, np.uint8) for s in volume]
-    elif isinstance(volume, (list, tuple)):
-        slices = to_8bit_slices([np.asarray(s, "float32") for s in volume])
-    else:
-        slices = to_8bit_slices(volume)
-    return np.stack(
-        [
-            s
-            if s.shape == (size, size)
-            else cv2.resize(s, (size, size), interpolation=cv2.INTER_AREA)
-            for s in slices
-        ]
-    )
-
-
-def select_windows(volumes, config, kind="hu"):
-    """`select_lung_slices` on every scan (HU, or ``kind="8bit"``) with the config's filters."""
-    return [
-        select_lung_slices(
-            v,
-            fraction=config.window_fraction,
-            filter_size=config.filter_size,
-            crop_filter_size=config.crop_filter_size,
-            kind=kind,
-        )  # fmt: skip
-        for v in volumes
-    ]
-
-
 def split(labels, config, seed=0):
     """Stratified train / test indices in the proportions of `config`'s sizes."""
     n = len(labels)
@@ -141,15 +103,19 @@ def split(labels, config, seed=0):
 
 
 def load_data(config, data_dir=None, seed=0, verbose=True):
-    """Simulates the scans (or reads COV19-CT-DB from `data_dir`), selects windows, splits them.
+    """Simulates the scans (or reads `data_dir`), selects windows, splits them.
+
+    `data_dir` is a folder made by ``data_prep/two_step_ct.py`` (its scans are read from disk
+    when used) or the COV19-CT-DB release (read whole); `kerasmed.experiments.two_step_cov19`.
 
     Returns:
         ``{"train" | "test": {"volumes": [HU scans], "slices": [(n, H, W) uint8],
-        "windows": [LungSliceSelection], "labels": array}}``.
+        "windows": [LungSliceSelection], "labels": array}}``; from a prepared folder,
+        ``volumes`` and ``slices`` are the same `PreparedScan` items (8-bit model slices).
     """
     log = logger("two-step", verbose)
     if data_dir is not None:
-        return load_cov19_parts(config, data_dir, log)
+        return load_data_dir(config, data_dir, log)
     data = simulate_chest_ct(
         config.num_train + config.num_test, slice_size=config.slice_size,
         min_slices=config.min_slices, max_slices=config.max_slices,
@@ -385,8 +351,10 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
 
     Args:
         preset: ``"quick"`` (2-core CPU, minutes) or ``"paper"`` (GPU).
-        data_dir: ``None`` (the embedded phantom) or a COV19-CT-DB folder (``train/`` and
-            ``validation/``; `kerasmed.experiments.two_step_cov19`).
+        data_dir: ``None`` (the embedded phantom), a folder made by
+            ``python data_prep/two_step_ct.py COV19-CT-DB --out DIR`` (``scans.csv``; its scans
+            are streamed from their files), or the COV19-CT-DB release itself (``train/`` and
+            ``validation/``, read whole); `kerasmed.experiments.two_step_cov19`.
         out: folder for the PNG figures, or ``None``.
         seed: seed of the data, the split, the draws and every model.
         verbose: progress bars and stage messages.

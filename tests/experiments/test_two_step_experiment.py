@@ -152,7 +152,8 @@ def _cov19_folder(root):
 def test_data_dir_reads_cov19_ct_train_and_validation(tmp_path):
     config = get_config("two-step", "quick", **TINY)
     written = _cov19_folder(tmp_path)
-    check_data_dir("two-step", tmp_path)  # what the CLI checks first
+    with pytest.raises(FileNotFoundError, match="python data_prep/two_step_ct.py"):
+        check_data_dir("two-step", tmp_path)  # the CLI takes a prepared folder only
     parts = exp.load_data(config, data_dir=tmp_path, verbose=False)
     for part, split in (("train", "train"), ("test", "validation")):
         # the reader's order: class folders (covid, non-covid), then scan id
