@@ -87,7 +87,17 @@ def cq500(tmp_path):
 def test_cq500_labels_series_choice_order_and_hu(cq500, tmp_path, capsys):
     root, reads = cq500
     out = tmp_path / "out"
-    argv = ["cq500", "--root", str(root), "--reads", str(reads), "--out", str(out)]
+    argv = [
+        "cq500",
+        "--root",
+        str(root),
+        "--reads",
+        str(reads),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+    ]
     with pytest.raises(LoadError, match=r"reads\.csv: 1 row\(s\) cannot be used") as info:
         prep.main(argv + ["--slice-size", "4", "--min-slices", "3"])  # strict by default
     assert "row 6 (CQ500-CT-4): R2:ICH='maybe' is not 0/1" in str(info.value)
@@ -218,7 +228,17 @@ def rsna(tmp_path):
 def test_rsna_groups_orders_and_labels_slices(rsna, tmp_path):
     folder, labels, raw6 = rsna
     out = tmp_path / "out"
-    argv = ["rsna", "--dicom-dir", str(folder), "--labels", str(labels), "--out", str(out)]
+    argv = [
+        "rsna",
+        "--dicom-dir",
+        str(folder),
+        "--labels",
+        str(labels),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+    ]
     with pytest.raises(LoadError, match=r"2 row\(s\) cannot be used(.|\n)*ID_x_any"):
         prep.main(argv)  # strict by default: the conflicting and the invalid label rows
     assert not out.exists()
