@@ -76,18 +76,22 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
+from kerasmed.io.head_ct_datasets import (
+    find_cq500_studies,
+    prepare_cq500_study,
+    prepare_rsna_series,
+    read_cq500_reads,
+    read_rsna_labels,
+)
 from kerasmed.io.head_ct_series import (
     EXCLUDE_PATTERN,
     NOT_AN_IMAGE,
     SERIES_PATTERN,
-    fix_12bit_slice,
     group_study_series,
     needs_12bit_fix,
     read_header,
-    read_series_files,
     resize_volume,
     safe_id,
     select_series,
@@ -102,26 +106,11 @@ from kerasmed.io.prep_runner import (
     write_text_atomic,
 )
 from kerasmed.io.report import LoadError, LoadReport, write_prepare_report
-from kerasmed.io.volume_writer import write_labels_csv, write_volume_file
+from kerasmed.io.volume_writer import write_labels_csv
 from kerasmed.io.volumes import LABELS_FILE, VOLUMES_DIR
 
-__all__ = [  # the steps, for the tests and for a reader who reuses one
-    "EXCLUDE_PATTERN",
-    "SERIES_PATTERN",
-    "fix_12bit_slice",
-    "main",
-    "prepare_cq500_study",
-    "prepare_rsna_series",
-    "read_cq500_reads",
-    "read_header",
-    "read_rsna_labels",
-    "resize_volume",
-    "safe_id",
-    "select_series",
-]
+__all__ = ["main", "resize_volume", "safe_id", "select_series"]  # the last three: for the tests
 
-READER_COLUMNS = ("R1:ICH", "R2:ICH", "R3:ICH")
-_CQ500_FOLDER = re.compile(r"^cq500[\s_-]*ct[\s_-]*(\d+)", re.IGNORECASE)
 STATE_DIR = ".prep"  # the journal of `run_prep`, in --out
 SETTINGS_FILE = ".settings.json"  # in STATE_DIR; a task key never starts with "."
 
@@ -194,100 +183,6 @@ class Report:
         return summary
 
 
-# ---------------------------------------------------------------- one volume (in a worker)
-
-
-def _write_volume(task, volume, label, slice_labels, source):
-    """Resizes and writes one volume; returns its record (row, notes, ``sources.csv`` row)."""
-    options, volume_id = task["options"], task["volume_id"]
-    hu, spacing, used = resize_volume(
-        volume.array, volume.spacing, options["slice_size"], options["resize"]
-    )
-    _, row = write_volume_file(
-        task["out"], volume_id, hu, label, spacing, slice_labels, options["hu_dtype"]
-    )
-    source = {
-        "volume_id": volume_id,
-        "label": label,
-        "num_slices": len(hu),
-        "original_size": f"{volume.array.shape[1]}x{volume.array.shape[2]}",
-        "resize": used,
-        "spacing_z": round(float(spacing[0]), 4),
-        "series_uid": volume.series_uid,
-        **source,
-    }
-    return {
-        "outputs": [f"{VOLUMES_DIR}/{volume_id}.npz"],
-        "row": list(row),
-        "notes": list(volume.notes),
-        "source": source,
-    }
-
-
-def prepare_cq500_study(task):
-    """Work of one CQ500 study: the best readable ranked series, written; returns its record.
-
-    `task` holds ``out``, ``volume_id``, ``name``, ``category``, ``label``, ``ranked`` and
-    ``rejected`` (`select_series`) and ``options``. A study without a readable series gives
-    ``{"outputs": [], "skipped": reason}``.
-    """
-    options, failures = task["options"], []
-    rejected = [f"{d!r} ({r})" for _, d, r in task["rejected"]]
-    for info in task["ranked"]:
-        try:
-            volume = read_series_files(
-                info["files"], options["allow_nonuniform"], options["strict"]
-            )
-        except Exception as error:  # a series read_dicom_series refuses: the next one
-            failures.append(f"{info['description']!r}: {type(error).__name__}: {error}")
-            continue
-        others = rejected + [
-            f"{o['description']!r} (ranked lower)" for o in task["ranked"] if o is not info
-        ]
-        source = {
-            "source": task["name"],
-            "category": task["category"],
-            "series_description": info["description"],
-            "slice_thickness": info["thickness"],
-            "other_series": "; ".join(failures + others),
-        }
-        return _write_volume(task, volume, task["label"], None, source)
-    reasons = failures + [f"{d!r}: {r}" for _, d, r in task["rejected"]]
-    return {
-        "outputs": [],
-        "skipped": "no usable series: " + ("; ".join(reasons) or "no DICOM images"),
-    }
-
-
-def prepare_rsna_series(task):
-    """Work of one RSNA series: read, 12-bit fix, written; returns its record.
-
-    `task` holds ``out``, ``volume_id``, ``uid``, ``files``, ``labels`` (the ``_any`` label of
-    each file, -1 = none), ``fix`` (``file -> (intercept, slope)`` of the slices to correct)
-    and ``options``. A series `kerasmed.io.read_dicom_series` refuses gives
-    ``{"outputs": [], "skipped": reason}``.
-    """
-    options = task["options"]
-    try:
-        volume = read_series_files(task["files"], options["allow_nonuniform"], options["strict"])
-    except Exception as error:
-        return {"outputs": [], "skipped": f"{type(error).__name__}: {error}"}
-    fixed = 0
-    for k, path in enumerate(volume.files):
-        if path in task["fix"]:
-            volume.array[k] = fix_12bit_slice(volume.array[k], *task["fix"][path])
-            fixed += 1
-    labels = dict(zip(task["files"], task["labels"]))
-    slice_labels = np.array([labels[path] for path in volume.files], np.int8)
-    source = {
-        "source": "RSNA 2019",
-        "first_slice": Path(volume.files[0]).name,
-        "unlabelled_slices": int((slice_labels < 0).sum()),
-    }
-    record = _write_volume(task, volume, int(slice_labels.max()), slice_labels, source)
-    return {**record, "fixed": fixed}
-
-
 def _options(args):
     return {
         "slice_size": args.slice_size,
@@ -301,73 +196,13 @@ def _options(args):
 # ---------------------------------------------------------------- CQ500
 
 
-def read_cq500_reads(path, report):
-    """``{study number: (name, category, label)}`` from CQ500's ``reads.csv`` (majority of 3)."""
-    reads = {}
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [c for c in ("name", *READER_COLUMNS) if c not in header]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing}. Received: header={header}")
-        reader.fieldnames = header
-        for record in reader:
-            row, report.labels.num_rows = reader.line_num, report.labels.num_rows + 1
-            name = (record.get("name") or "").strip()
-            match = _CQ500_FOLDER.match(name)
-            if not match:
-                report.labels.add("name is not CQ500-CT-<number>", row=row, value=name,
-                                  column="name")  # fmt: skip
-                continue
-            votes = []
-            for column in READER_COLUMNS:
-                value = (record.get(column) or "").strip()
-                try:
-                    vote = float(value)
-                except ValueError:
-                    vote = None
-                if vote not in (0.0, 1.0):
-                    report.labels.add(f"{column}={value!r} is not 0/1", row=row, item=name)
-                    break
-                votes.append(int(vote))
-            else:
-                number = int(match.group(1))
-                if number in reads:
-                    report.labels.add("duplicate study name", row=row, item=name)
-                    continue
-                label = int(sum(votes) >= 2)
-                reads[number] = (name, (record.get("Category") or "").strip(), label)
-    return reads
-
-
-def find_cq500_studies(root, report):
-    """``{study number: folder}``: the outermost folders named ``CQ500CT<n>``/``CQ500-CT-<n>``."""
-    studies = {}
-    for folder, dirs, _ in os.walk(root):
-        dirs.sort()
-        keep = []
-        for name in dirs:
-            match = _CQ500_FOLDER.match(name)
-            if not match:
-                keep.append(name)
-                continue
-            number, path = int(match.group(1)), os.path.join(folder, name)
-            if number in studies:
-                reason = f"second folder for study {number} (using {studies[number]})"
-                report.inputs.add(reason, path=path)
-            else:
-                studies[number] = path
-        dirs[:] = keep  # do not descend into a study: its files are read as one study
-    return studies
-
-
 def scan_cq500(args, report):
     """Reads ``reads.csv``, finds the studies and groups each one's files by series.
 
     Returns ``{study number: (name, category, label, series)}`` of the studies to prepare.
     """
-    reads = read_cq500_reads(args.reads, report)
-    studies = find_cq500_studies(args.root, report)
+    reads = read_cq500_reads(args.reads, report.labels)
+    studies = find_cq500_studies(args.root, report.inputs)
     for number in sorted(set(studies) - set(reads)):
         report.inputs.ignore("no row in reads.csv", path=studies[number])
     for number in sorted(set(reads) - set(studies)):
@@ -411,45 +246,13 @@ def cq500_tasks(args, scanned):
 # ---------------------------------------------------------------- RSNA 2019
 
 
-def read_rsna_labels(path, report):
-    """``{sop id: 0/1}`` from the ``_any`` rows of ``stage_2_train.csv`` (conflicts dropped)."""
-    labels, conflicts = {}, set()
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
-        if header[:2] != ["ID", "Label"]:
-            raise ValueError(f"{path}: expected the header ID,Label. Received: header={header}")
-        for fields in reader:
-            if not fields:
-                continue
-            report.labels.num_rows += 1
-            row = reader.line_num
-            if len(fields) != 2:
-                report.labels.add(f"{len(fields)} fields, expected 2", row=row)
-                continue
-            key, value = fields[0].strip(), fields[1].strip()
-            sop, _, kind = key.rpartition("_")
-            if kind != "any":
-                continue
-            if value not in ("0", "1"):
-                report.labels.add(f"label {value!r} is not 0/1", row=row, item=key)
-                continue
-            if sop in labels and labels[sop] != int(value):
-                conflicts.add(sop)
-                report.labels.add("conflicts with an earlier row", row=row, item=key)
-            labels[sop] = int(value)
-    for sop in conflicts:
-        del labels[sop]
-    return labels
-
-
 def scan_rsna(args, report):
     """Reads ``stage_2_train.csv`` and every file's header; returns ``(labels, series, fix)``.
 
     ``series`` maps a SeriesInstanceUID to its files, ``fix`` a file needing the 12-bit fix
     (`kerasmed.io.head_ct_series.needs_12bit_fix`) to its ``(intercept, slope)``.
     """
-    labels = read_rsna_labels(args.labels, report)
+    labels = read_rsna_labels(args.labels, report.labels)
     paths = sorted(
         os.path.join(args.dicom_dir, name)
         for name in os.listdir(args.dicom_dir)

@@ -252,7 +252,7 @@ def read_series_files(paths, allow_nonuniform=True, strict=True):
 
     Raises:
         Whatever `read_dicom_series` raises for a series it refuses (e.g. a `ValueError` for
-        two slices at one position).
+        two slices at one position), its message naming the files of `paths`.
 
     Example:
 
@@ -273,7 +273,12 @@ def read_series_files(paths, allow_nonuniform=True, strict=True):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.filterwarnings("ignore", message=UID_WARNING)
-            volume = read_dicom_series(tmp, allow_nonuniform=allow_nonuniform, strict=strict)
+            try:
+                volume = read_dicom_series(tmp, allow_nonuniform=allow_nonuniform, strict=strict)
+            except Exception as error:  # its message names the links: name the files instead
+                if len(error.args) == 1 and isinstance(error.args[0], str):
+                    error.args = (_named_back(error.args[0], links),)
+                raise
     volume.files = [links[f] for f in volume.files]
     back = [dataclasses.replace(p, path=links.get(p.path, p.path)) for p in volume.report.skipped]
     problems, ignored = back[: len(volume.report.problems)], back[len(volume.report.problems) :]
@@ -284,6 +289,13 @@ def read_series_files(paths, allow_nonuniform=True, strict=True):
     notes += [str(p) for p in volume.report.skipped]
     volume.notes = notes
     return volume
+
+
+def _named_back(text, links):
+    """`text` with each link of `read_series_files` replaced by the file it stands for."""
+    for link in sorted(links, reverse=True):
+        text = text.replace(link, os.fspath(links[link]))
+    return text
 
 
 def needs_12bit_fix(ds):
