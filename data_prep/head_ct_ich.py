@@ -11,9 +11,12 @@ The label file and the DICOM headers are read first. With ``--strict`` (the defa
 of `kerasmed.io.report`) unusable rows of the label file and DICOM files that cannot be read
 stop the script before anything is written, all of them listed; ``--no-strict`` skips them.
 Studies and series left out by the rules below (no usable series, unknown volume label, a
-series `kerasmed.io.read_dicom_series` refuses) are listed and never stop it. Slices are resized to ``--slice-size`` (default 256,
-the paper's input): by the paper's maximum filter when the size divides the DICOM size (512 ->
-256 is a 2x2 maximum filter), otherwise by OpenCV area interpolation (``--resize`` chooses).
+series `kerasmed.io.read_dicom_series` refuses) are listed and never stop it. A volume that
+cannot be written (e.g. HU outside int16) is a problem: ``--strict`` lists them after the others
+were written, without writing ``labels.csv`` (a rerun tries them again), ``--no-strict`` leaves
+them out. Slices are resized to ``--slice-size`` (default 256, the paper's input): by the
+paper's maximum filter when the size divides the DICOM size (512 -> 256 is a 2x2 maximum
+filter), otherwise by OpenCV area interpolation (``--resize`` chooses).
 
 Two public data sets (downloaded by the user; nothing is fetched here):
 
@@ -52,6 +55,8 @@ leaves a record in ``OUT/.prep/``; ``labels.csv`` and ``sources.csv`` are writte
 from the records, in study / SeriesInstanceUID order. An interrupted run started again with the
 same arguments (``--workers`` aside) does only the rest; ``--overwrite`` starts over, and is
 needed to write into a folder holding a set made with other settings (or another label file).
+The steps live in `kerasmed.io.head_ct_series` (headers, series choice, 12-bit fix, resize) and
+`kerasmed.io.head_ct_datasets` (label files, study folders, the work of one volume).
 
 Example::
 
@@ -92,7 +97,6 @@ from kerasmed.io.head_ct_series import (
     group_study_series,
     needs_12bit_fix,
     read_header,
-    resize_volume,
     safe_id,
     select_series,
 )
@@ -108,8 +112,6 @@ from kerasmed.io.prep_runner import (
 from kerasmed.io.report import LoadError, LoadReport, write_prepare_report
 from kerasmed.io.volume_writer import write_labels_csv
 from kerasmed.io.volumes import LABELS_FILE, VOLUMES_DIR
-
-__all__ = ["main", "resize_volume", "safe_id", "select_series"]  # the last three: for the tests
 
 STATE_DIR = ".prep"  # the journal of `run_prep`, in --out
 SETTINGS_FILE = ".settings.json"  # in STATE_DIR; a task key never starts with "."
@@ -320,18 +322,17 @@ def _settings(args):
 
 
 def check_out(out, settings, overwrite):
-    """Exits if `out` holds a volume set (or part of one) made with other settings, unless
-    `overwrite`; returns whether a run with these settings was started there before."""
+    """Exits if `out` holds a volume set (or part of one) made with other settings (or by
+    something else), unless `overwrite`; a run with the same settings goes on (resumes)."""
     labels = out / LABELS_FILE
     try:
         with open(out / STATE_DIR / SETTINGS_FILE, encoding="utf-8") as f:
             previous = json.load(f)
     except (OSError, ValueError):
         previous = None
-    if overwrite or previous == settings:
-        return previous == settings and not overwrite
-    if previous is None and not labels.exists():
-        return False
+    previous = previous if isinstance(previous, dict) else None
+    if overwrite or previous == settings or (previous is None and not labels.exists()):
+        return
     if previous is None:
         sys.exit(f"{labels} already exists (--overwrite replaces it)")
     changed = sorted(k for k in {*previous, *settings} if previous.get(k) != settings.get(k))
