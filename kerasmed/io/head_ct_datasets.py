@@ -15,10 +15,12 @@ Example:
 
 >>> import tempfile
 >>> from kerasmed.io.report import LoadReport
->>> path = os.path.join(tempfile.mkdtemp(), "reads.csv")
->>> _ = open(path, "w").write("name,Category,R1:ICH,R2:ICH,R3:ICH\\nCQ500-CT-7,B1,1,0,1\\n")
->>> read_cq500_reads(path, LoadReport(path))
-{7: ('CQ500-CT-7', 'B1', 1)}
+>>> folder = tempfile.mkdtemp()
+>>> reads, train = os.path.join(folder, "reads.csv"), os.path.join(folder, "stage_2_train.csv")
+>>> _ = open(reads, "w").write("name,Category,R1:ICH,R2:ICH,R3:ICH\\nCQ500-CT-7,B1,1,0,1\\n")
+>>> _ = open(train, "w").write("ID,Label\\nID_a_any,1\\nID_a_epidural,1\\nID_b_any,0\\n")
+>>> read_cq500_reads(reads, LoadReport(reads)), read_rsna_labels(train, LoadReport(train))
+({7: ('CQ500-CT-7', 'B1', 1)}, {'ID_a': 1, 'ID_b': 0})
 """
 
 from __future__ import annotations
@@ -135,16 +137,8 @@ def read_rsna_labels(path, report):
 
     Rows that cannot be used (not two fields, a label other than 0/1, an ``_any`` label that
     contradicts an earlier row of the same slice) are problems of `report` (a
-    `kerasmed.io.LoadReport`); both rows of a conflict leave the slice unlabelled.
-
-    Example:
-
-    >>> import tempfile
-    >>> from kerasmed.io.report import LoadReport
-    >>> path = os.path.join(tempfile.mkdtemp(), "stage_2_train.csv")
-    >>> _ = open(path, "w").write("ID,Label\\nID_a_any,1\\nID_a_epidural,1\\nID_b_any,0\\n")
-    >>> read_rsna_labels(path, LoadReport(path))
-    {'ID_a': 1, 'ID_b': 0}
+    `kerasmed.io.LoadReport`); both rows of a conflict leave the slice unlabelled. The
+    module's example reads one.
     """
     labels, conflicts = {}, set()
     with open(path, newline="", encoding="utf-8-sig") as f:
