@@ -8,8 +8,9 @@ side), its voxel size (``spacing``, mm) and per-slice labels (``slice_labels``, 
 every row, study, series or file that was not used and why (`kerasmed.io.LoadReport`).
 
 The label file and the DICOM headers are read first. With ``--strict`` (the default, the rule
-of `kerasmed.io.report`) unusable rows of the label file and DICOM files that cannot be read
-stop the script before anything is written, all of them listed; ``--no-strict`` skips them.
+of `kerasmed.io.report`) unusable rows of the label file stop the script before anything is
+written, DICOM files that cannot be read before any volume is written, all of them listed;
+``--no-strict`` skips them.
 Studies and series left out by the rules below (no usable series, unknown volume label, a
 series `kerasmed.io.read_dicom_series` refuses) are listed and never stop it. A volume that
 cannot be written (e.g. HU outside int16) is a problem: ``--strict`` lists them after the others
@@ -48,11 +49,12 @@ RescaleIntercept > -100) are corrected as in the competition's public fix (J. Ho
 the data for rapid prototyping"): ``stored + 1000``, values >= 4096 wrapped, intercept -1000
 (``--no-fix-12bit`` turns this off; the count is reported).
 
-Each study (CQ500) or series (RSNA) is one task of `kerasmed.io.prep_runner`: ``--workers``
-processes (default: every core) read its DICOM files and write ``volumes/<volume_id>.npz``
-atomically (a temporary file, then a rename), with a progress bar and its ETA. Every task done
-leaves a record in ``OUT/.prep/``; ``labels.csv`` and ``sources.csv`` are written at the end
-from the records, in study / SeriesInstanceUID order. An interrupted run started again with the
+Both steps run on `kerasmed.io.prep_runner` in ``--workers`` processes (default: every core),
+with a progress bar and its ETA: the headers of each CQ500 study or of each 1,000 RSNA files
+(journaled in ``OUT/.prep/headers/``, keyed by the files read), then each study (CQ500) or
+series (RSNA), which reads its DICOM files and writes ``volumes/<volume_id>.npz`` atomically (a
+temporary file, then a rename) and leaves a record in ``OUT/.prep/``. ``labels.csv`` and
+``sources.csv`` are written at the end from the records, in study / SeriesInstanceUID order. An interrupted run started again with the
 same arguments (``--workers`` aside) does only the rest; ``--overwrite`` starts over, and is
 needed to write into a folder holding a set made with other settings (or another label file).
 The steps live in `kerasmed.io.head_ct_series` (headers, series choice, 12-bit fix, resize) and
@@ -70,9 +72,7 @@ Example::
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -81,22 +81,20 @@ import sys
 import warnings
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from kerasmed.io.head_ct_datasets import (
+    HeadCTReport,
     find_cq500_studies,
     prepare_cq500_study,
     prepare_rsna_series,
     read_cq500_reads,
     read_rsna_labels,
+    scan_header_files,
+    scan_study_headers,
 )
 from kerasmed.io.head_ct_series import (
     EXCLUDE_PATTERN,
     NOT_AN_IMAGE,
     SERIES_PATTERN,
-    group_study_series,
-    needs_12bit_fix,
-    read_header,
     safe_id,
     select_series,
 )
@@ -109,80 +107,15 @@ from kerasmed.io.prep_runner import (
     run_script,
     write_text_atomic,
 )
-from kerasmed.io.report import LoadError, LoadReport, write_prepare_report
 from kerasmed.io.volume_writer import write_labels_csv
 from kerasmed.io.volumes import LABELS_FILE, VOLUMES_DIR
 
 STATE_DIR = ".prep"  # the journal of `run_prep`, in --out
 SETTINGS_FILE = ".settings.json"  # in STATE_DIR; a task key never starts with "."
-
-
-# ---------------------------------------------------------------- the report
-
-
-class Report:
-    """What was written and what was not, printed and saved as ``prepare_report.txt``.
-
-    ``labels`` reports the rows of the label file (CQ500's ``reads.csv``, RSNA's
-    ``stage_2_train.csv``), ``inputs`` the study folders, series and DICOM files.
-    """
-
-    def __init__(self, dataset, out, labels_path, source):
-        self.dataset, self.out = dataset, Path(out)
-        self.labels = LoadReport(os.fspath(labels_path))
-        self.inputs = LoadReport(os.fspath(source), unit="files")
-        self.written, self.notes, self.sources, self.rows = [], [], [], []
-        self.run = {"computed": 0, "resumed": 0, "workers": 0}
-        self.fixed = 0  # slices corrected by the RSNA 12-bit fix
-
-    def check(self):
-        """Raises one `kerasmed.io.LoadError` listing the problems of both reports, if any."""
-        errors = []
-        for part, what in ((self.labels, "row(s)"), (self.inputs, "file(s) or folder(s)")):
-            try:
-                part.check(what)
-            except LoadError as error:
-                errors.append(error)
-        if errors:
-            raise LoadError("\n".join(map(str, errors)), errors[0].report)
-
-    def add_record(self, record, item):
-        """Takes in the record of one task (`prepare_cq500_study`, `prepare_rsna_series`)."""
-        if "skipped" in record:
-            self.inputs.ignore(record["skipped"], item=item)
-            return
-        volume_id, label, _ = record["row"]
-        self.rows.append(record["row"])
-        self.written.append((volume_id, label))
-        self.notes.extend((volume_id, note) for note in record["notes"])
-        self.sources.append(record["source"])
-        self.fixed += record.get("fixed", 0)
-
-    def summary(self):
-        labels = [label for _, label in self.written]
-        return {
-            "dataset": self.dataset,
-            "out": str(self.out),
-            "volumes_written": len(self.written),
-            "positives": int(sum(labels)),
-            "negatives": int(len(labels) - sum(labels)),
-            "skipped": len(self.labels.skipped) + len(self.inputs.skipped),
-            "notes": len(self.notes),
-            **self.run,
-        }
-
-    def finish(self):
-        summary = self.summary()
-        notes = [f"Notes ({len(self.notes)}):"]
-        notes += [f"  {what}: {note}" for what, note in self.notes] or ["  none"]
-        if self.sources:
-            text = io.StringIO()
-            writer = csv.DictWriter(text, fieldnames=list(self.sources[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(self.sources)
-            write_text_atomic(self.out / "sources.csv", text.getvalue())
-        write_prepare_report(self.out, summary, self.labels, self.inputs, "\n".join(notes))
-        return summary
+HEADER_CHUNK = 1000  # RSNA files per header task
+# fewer headers are read in this process: starting a pool (spawning, importing kerasmed.io,
+# 1-3 s on 2 cores) costs about as much as reading 2,000 headers (about 1 ms each)
+MIN_POOL_HEADERS = 2000
 
 
 def _options(args):
@@ -201,7 +134,8 @@ def _options(args):
 def scan_cq500(args, report):
     """Reads ``reads.csv``, finds the studies and groups each one's files by series.
 
-    Returns ``{study number: (name, category, label, series)}`` of the studies to prepare.
+    Returns ``{study number: (name, category, label, series, folder)}`` of the studies to
+    prepare.
     """
     reads = read_cq500_reads(args.reads, report.labels)
     studies = find_cq500_studies(args.root, report.inputs)
@@ -210,10 +144,19 @@ def scan_cq500(args, report):
     for number in sorted(set(reads) - set(studies)):
         report.inputs.ignore(f"no study folder under {args.root}", item=reads[number][0])
     numbers = sorted(set(reads) & set(studies))[: args.max_studies or None]
+    tasks, files = [], 0
+    for number in numbers:
+        folder = studies[number]
+        names = sorted(os.path.join(f, n) for f, _, ns in os.walk(folder) for n in ns)
+        tasks.append(PrepTask(_header_key(f"study{number}", names), folder, source=folder))
+        files += len(names)
+    records = scan_headers(args, report, tasks, scan_study_headers, "CQ500 headers", "study", files)
     scanned = {}
-    for number in tqdm(numbers, desc="CQ500 headers", unit="study", disable=args.no_progress):
-        name = reads[number][0]
-        series, unreadable = group_study_series(studies[number])
+    for number, task in zip(numbers, tasks):
+        if task.key not in records:
+            continue  # a failed task: a problem of the report
+        name, record = reads[number][0], records[task.key]
+        series, unreadable = record["series"], record["unreadable"]
         report.inputs.num_rows += sum(len(info["files"]) for info in series) + len(unreadable)
         other = [path for path, reason in unreadable if reason == "not a DICOM file"]
         if other:
@@ -223,7 +166,7 @@ def scan_cq500(args, report):
                 (report.inputs.ignore if reason in NOT_AN_IMAGE else report.inputs.add)(
                     reason, path=path, item=name
                 )
-        scanned[number] = (*reads[number], series, studies[number])
+        scanned[number] = (*reads[number], series, task.source)
     return scanned
 
 
@@ -255,23 +198,28 @@ def scan_rsna(args, report):
     (`kerasmed.io.head_ct_series.needs_12bit_fix`) to its ``(intercept, slope)``.
     """
     labels = read_rsna_labels(args.labels, report.labels)
-    paths = sorted(
-        os.path.join(args.dicom_dir, name)
-        for name in os.listdir(args.dicom_dir)
-        if os.path.isfile(os.path.join(args.dicom_dir, name))
+    folder = os.fspath(args.dicom_dir)
+    names = sorted(n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n)))
+    chunks = [names[k : k + HEADER_CHUNK] for k in range(0, len(names), HEADER_CHUNK)]
+    tasks = [
+        PrepTask(_header_key(f"files{k}", c), (folder, c), folder) for k, c in enumerate(chunks)
+    ]
+    records = scan_headers(
+        args, report, tasks, scan_header_files, "RSNA headers", "chunk", len(names)
     )
     series, fix = {}, {}
-    for path in tqdm(paths, desc="RSNA headers", unit="file", disable=args.no_progress):
-        report.inputs.num_rows += 1
-        ds, reason = read_header(path)
-        if ds is None:
-            (report.inputs.ignore if reason in NOT_AN_IMAGE else report.inputs.add)(
-                reason, path=path
-            )
-            continue
-        series.setdefault(str(ds.SeriesInstanceUID), []).append(path)
-        if needs_12bit_fix(ds):
-            fix[path] = (float(ds.RescaleIntercept), float(ds.get("RescaleSlope", 1.0) or 1.0))
+    for task in tasks:
+        for name, uid, fixes, reason in records.get(task.key, {"files": []})["files"]:
+            path = os.path.join(folder, name)
+            report.inputs.num_rows += 1
+            if uid is None:
+                (report.inputs.ignore if reason in NOT_AN_IMAGE else report.inputs.add)(
+                    reason, path=path
+                )
+                continue
+            series.setdefault(uid, []).append(path)
+            if fixes is not None:
+                fix[path] = tuple(fixes)
     return labels, series, fix
 
 
@@ -358,6 +306,43 @@ def clear_out(out, overwrite):
         path.unlink()
 
 
+def _header_key(prefix, names):
+    """A header task's key: `prefix` and a digest of the files it reads, so that the record
+    of a folder whose files changed (or moved) is not used."""
+    digest = hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape"))
+    return f"{prefix}-{digest.hexdigest()[:20]}"
+
+
+def _run(args, tasks, work, state_dir, source, workers=None, **kwargs):
+    """`run_prep` with the script's options; its failures go to the caller's report."""
+    workers = args.workers if workers is None else workers
+    with warnings.catch_warnings():  # not warned about: the report lists them
+        warnings.filterwarnings("ignore", message=re.escape(f"{source}: "))
+        return run_prep(
+            tasks, work, state_dir, workers=workers, progress=not args.no_progress,
+            strict=False, source=source, **kwargs,
+        )  # fmt: skip
+
+
+def scan_headers(args, report, tasks, work, desc, unit, files):
+    """Runs the header tasks (journaled in ``OUT/.prep/headers``); returns their records.
+
+    With ``--strict``, the problems of the label file (and of the study folders) stop the
+    script first, before anything is written; ``--overwrite`` drops the old journal. Fewer
+    than `MIN_POOL_HEADERS` `files` are read in this process.
+    """
+    if args.strict:
+        report.check()
+    out = Path(args.out)
+    if args.overwrite:
+        shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+    workers = args.workers if files >= MIN_POOL_HEADERS else 0
+    run = _run(args, tasks, work, out / STATE_DIR / "headers", os.fspath(report.inputs.source),
+               workers, desc=desc, unit=unit, what="header task(s)")  # fmt: skip
+    report.inputs.problems.extend(run.report.problems)
+    return run.records
+
+
 def run_tasks(args, report, tasks, work, settings, limit=None):
     """Runs `work` on the `tasks` not done yet; takes every record into `report`.
 
@@ -370,13 +355,9 @@ def run_tasks(args, report, tasks, work, settings, limit=None):
     while pending:
         size = len(pending) if limit is None else limit - written
         batch, pending = pending[:size], pending[size:]
-        with warnings.catch_warnings():  # its failures go to the report, with the strict rule
-            warnings.filterwarnings("ignore", message=re.escape(f"{out / VOLUMES_DIR}: "))
-            run = run_prep(
-                batch, work, out / STATE_DIR, settings=settings, workers=args.workers,
-                progress=not args.no_progress, desc=f"{args.dataset} volumes", unit="volume",
-                strict=False, source=os.fspath(out / VOLUMES_DIR), what="volume(s)",
-            )  # fmt: skip
+        run = _run(args, batch, work, out / STATE_DIR, os.fspath(out / VOLUMES_DIR),
+                   settings=settings, desc=f"{args.dataset} volumes", unit="volume",
+                   what="volume(s)")  # fmt: skip
         for key in ("computed", "resumed"):
             report.run[key] += len(getattr(run, key))
         report.run["workers"] = max(report.run["workers"], run.workers)
@@ -460,9 +441,9 @@ def main(argv=None):
     """Runs one subcommand; returns the summary dict that it prints.
 
     Raises:
-        kerasmed.io.LoadError: with ``--strict``, unusable label rows or unreadable DICOM
-            files (found before anything is written), or volumes that could not be written
-            (after the others were; ``labels.csv`` is then not written).
+        kerasmed.io.LoadError: with ``--strict``, unusable label rows (before anything is
+            written), unreadable DICOM files (before any volume is written), or volumes that
+            could not be written (after the others were; ``labels.csv`` is then not written).
     """
     args = parse_args(argv)
     out = Path(args.out)
@@ -472,7 +453,7 @@ def main(argv=None):
         sys.exit(f"Not a folder: {source}")
     settings = _settings(args)
     check_out(out, settings, args.overwrite)
-    report = Report(args.dataset, out, args.reads if cq500 else args.labels, source)
+    report = HeadCTReport(args.dataset, out, args.reads if cq500 else args.labels, source)
     scanned = scan_cq500(args, report) if cq500 else scan_rsna(args, report)
     if args.strict:
         report.check()

@@ -6,6 +6,9 @@ the rules):
 - `read_cq500_reads` / `find_cq500_studies`: CQ500's ``reads.csv`` (volume label = majority of
   three reads) and its study folders;
 - `read_rsna_labels`: the ``_any`` rows of RSNA's ``stage_2_train.csv``;
+- `HeadCTReport`: what a run wrote and skipped (``prepare_report.txt``, ``sources.csv``);
+- `scan_study_headers` / `scan_header_files`: the work of one header task (a CQ500 study, a
+  chunk of RSNA's files): the headers, grouped by series, as a JSON record;
 - `prepare_cq500_study` / `prepare_rsna_series`: the work of one `kerasmed.io.prep_runner` task:
   read the series, build the HU volume, write ``volumes/<volume_id>.npz`` atomically
   (`kerasmed.io.volume_writer.write_volume_file`) and return the task's record (its
@@ -26,23 +29,36 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from kerasmed.io.head_ct_series import fix_12bit_slice, read_series_files, resize_volume
+from kerasmed.io.head_ct_series import (
+    fix_12bit_slice,
+    group_study_series,
+    needs_12bit_fix,
+    read_header,
+    read_series_files,
+    resize_volume,
+)
+from kerasmed.io.prep_runner import write_text_atomic
+from kerasmed.io.report import LoadError, LoadReport, write_prepare_report
 from kerasmed.io.volume_writer import write_volume_file
 from kerasmed.io.volumes import VOLUMES_DIR
 
 __all__ = [
+    "HeadCTReport",
     "READER_COLUMNS",
     "find_cq500_studies",
     "prepare_cq500_study",
     "prepare_rsna_series",
     "read_cq500_reads",
     "read_rsna_labels",
+    "scan_header_files",
+    "scan_study_headers",
 ]
 
 READER_COLUMNS = ("R1:ICH", "R2:ICH", "R3:ICH")
@@ -168,6 +184,147 @@ def read_rsna_labels(path, report):
     for sop in conflicts:
         del labels[sop]
     return labels
+
+
+# ---------------------------------------------------------------- the report of a run
+
+
+class HeadCTReport:
+    """What a run of ``data_prep/head_ct_ich.py`` wrote and did not, printed and saved as
+    ``prepare_report.txt`` (with ``sources.csv``).
+
+    ``labels`` (a `kerasmed.io.LoadReport`) reports the rows of the label file (CQ500's
+    ``reads.csv``, RSNA's ``stage_2_train.csv``), ``inputs`` the study folders, series and DICOM
+    files; `add_record` takes in the record of each volume task; ``run`` counts the tasks
+    computed now and resumed.
+
+    Example:
+
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> report = HeadCTReport("cq500", out, "reads.csv", "cq500")
+    >>> report.add_record({"skipped": "no usable series: no DICOM images"}, "CQ500-CT-9")
+    >>> report.add_record({"row": ["CQ500-CT-1", 1, 30], "notes": [], "source": {"a": 1}}, "x")
+    >>> summary = report.finish()  # doctest: +ELLIPSIS
+    {...
+      "volumes_written": 1,
+      "positives": 1,
+    ...
+      CQ500-CT-9: no usable series: no DICOM images
+    ...
+    >>> open(os.path.join(out, "sources.csv")).read()
+    'a\\n1\\n'
+    """
+
+    def __init__(self, dataset, out, labels_path, source):
+        self.dataset, self.out = dataset, Path(out)
+        self.labels = LoadReport(os.fspath(labels_path))
+        self.inputs = LoadReport(os.fspath(source), unit="files")
+        self.written, self.notes, self.sources, self.rows = [], [], [], []
+        self.run = {"computed": 0, "resumed": 0, "workers": 0}
+        self.fixed = 0  # slices corrected by the RSNA 12-bit fix
+
+    def check(self):
+        """Raises one `kerasmed.io.LoadError` listing the problems of both reports, if any."""
+        errors = []
+        for part, what in ((self.labels, "row(s)"), (self.inputs, "file(s) or folder(s)")):
+            try:
+                part.check(what)
+            except LoadError as error:
+                errors.append(error)
+        if errors:
+            raise LoadError("\n".join(map(str, errors)), errors[0].report)
+
+    def add_record(self, record, item):
+        """Takes in the record of one volume task (`prepare_cq500_study`,
+        `prepare_rsna_series`): a volume written, or an input skipped (`item`) and why."""
+        if "skipped" in record:
+            self.inputs.ignore(record["skipped"], item=item)
+            return
+        volume_id, label, _ = record["row"]
+        self.rows.append(record["row"])
+        self.written.append((volume_id, label))
+        self.notes.extend((volume_id, note) for note in record["notes"])
+        self.sources.append(record["source"])
+        self.fixed += record.get("fixed", 0)
+
+    def summary(self):
+        """Counts of what was written and skipped, and of the tasks (a JSON-friendly dict)."""
+        labels = [label for _, label in self.written]
+        return {
+            "dataset": self.dataset,
+            "out": str(self.out),
+            "volumes_written": len(self.written),
+            "positives": int(sum(labels)),
+            "negatives": int(len(labels) - sum(labels)),
+            "skipped": len(self.labels.skipped) + len(self.inputs.skipped),
+            "notes": len(self.notes),
+            **self.run,
+        }
+
+    def finish(self):
+        """Writes ``sources.csv`` and ``prepare_report.txt`` (printed); returns the summary."""
+        summary = self.summary()
+        notes = [f"Notes ({len(self.notes)}):"]
+        notes += [f"  {what}: {note}" for what, note in self.notes] or ["  none"]
+        if self.sources:
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=list(self.sources[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self.sources)
+            write_text_atomic(self.out / "sources.csv", text.getvalue())
+        write_prepare_report(self.out, summary, self.labels, self.inputs, "\n".join(notes))
+        return summary
+
+
+# ---------------------------------------------------------------- headers (in a worker)
+
+
+def scan_study_headers(folder):
+    """Work of one CQ500 header task: the study's series (`group_study_series`); its record.
+
+    Returns:
+        ``{"outputs": [], "series": [...], "unreadable": [[path, reason], ...]}``.
+
+    Example:
+
+    >>> import tempfile
+    >>> scan_study_headers(tempfile.mkdtemp())
+    {'outputs': [], 'series': [], 'unreadable': []}
+    """
+    series, unreadable = group_study_series(folder)
+    return {"outputs": [], "series": series, "unreadable": [list(item) for item in unreadable]}
+
+
+def scan_header_files(task):
+    """Work of one RSNA header task: the header of each file ``(folder, names)``; its record.
+
+    Returns:
+        ``{"outputs": [], "files": [[name, series_uid, fix, reason], ...]}`` in the order of
+        `names`: ``series_uid`` (None when `read_header` refused the file, ``reason`` then says
+        why) and ``fix``, ``[intercept, slope]`` when the slice needs the RSNA 12-bit fix
+        (`needs_12bit_fix`), else None.
+
+    Example:
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(folder, "README.txt"), "w").write("not dicom")
+    >>> scan_header_files((folder, ["README.txt"]))
+    {'outputs': [], 'files': [['README.txt', None, None, 'not a DICOM file']]}
+    """
+    folder, names = task
+    files = []
+    for name in names:
+        ds, reason = read_header(os.path.join(folder, name))
+        if ds is None:
+            files.append([name, None, None, reason])
+            continue
+        fix = None
+        if needs_12bit_fix(ds):
+            fix = [float(ds.RescaleIntercept), float(ds.get("RescaleSlope", 1.0) or 1.0)]
+        files.append([name, str(ds.SeriesInstanceUID), fix, None])
+    return {"outputs": [], "files": files}
 
 
 # ---------------------------------------------------------------- one volume (in a worker)

@@ -65,8 +65,13 @@ def test_an_interrupted_run_resumes_with_only_the_rest(cq500, tmp_path, monkeypa
     ]
     assert not (part / "labels.csv").exists()  # an interrupted run is not a volume set
     interrupt, read[:] = False, []
+    scanned, scan = [], head_ct_datasets.group_study_series
+    monkeypatch.setattr(
+        head_ct_datasets, "group_study_series", lambda f: scanned.append(f) or scan(f)
+    )
     summary = prep.main(cq500 + ["--out", str(part), "--workers", "0"])
     assert read == ["2", "3", "4"]  # the rest only
+    assert scanned == []  # the headers too: from the journal
     assert (summary["computed"], summary["resumed"]) == (3, 2)
     assert _set(part) == _set(full)
     report = (part / "prepare_report.txt").read_text()  # the files named are the study's own
