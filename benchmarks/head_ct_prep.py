@@ -8,7 +8,8 @@ process (so a pool's start-up, spawning and importing, is counted)::
 
     python benchmarks/head_ct_prep.py --volumes 200 --workers 0 2
 
-Prints one JSON document: the settings, the machine's cores and per run the wall seconds,
+Prints one JSON document: the settings, the machine's cores and load (a pool gains nothing
+on cores that other work keeps busy) and per run the wall seconds,
 ``seconds_per_1000_volumes`` and the speed-up over the first run. The series are tiny, so the
 figures are the runner's and the DICOM reader's overhead per volume, not the cost of a real
 512 x 512 x 30 head CT (which adds decoding and the 2x2 maximum filter).
@@ -109,6 +110,7 @@ def main():
         "benchmark": "head_ct_prep",
         "python": platform.python_version(),
         "cores": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),  # other work on the machine
         "volumes": args.volumes, "slices": args.slices, "dicom_size": args.size,
         "slice_size": args.slice_size, "generate_seconds": round(generated, 1),
         "results": results,

@@ -113,9 +113,9 @@ from kerasmed.io.volumes import LABELS_FILE, VOLUMES_DIR
 STATE_DIR = ".prep"  # the journal of `run_prep`, in --out
 SETTINGS_FILE = ".settings.json"  # in STATE_DIR; a task key never starts with "."
 HEADER_CHUNK = 1000  # RSNA files per header task
-# fewer headers are read in this process: starting a pool (spawning, importing kerasmed.io,
-# 1-3 s on 2 cores) costs about as much as reading 2,000 headers (about 1 ms each)
-MIN_POOL_HEADERS = 2000
+# fewer headers are read in this process: starting a pool (spawning, importing kerasmed.io) took
+# 3 s on 2 busy cores, where a header took 1.5 ms, so 2 workers gain from about 4,000 headers
+MIN_POOL_HEADERS = 5000
 
 
 def _options(args):
