@@ -8,12 +8,16 @@ side), its voxel size (``spacing``, mm) and per-slice labels (``slice_labels``, 
 every row, study, series or file that was not used and why (`kerasmed.io.LoadReport`).
 
 The label file and the DICOM headers are read first. With ``--strict`` (the default, the rule
-of `kerasmed.io.report`) unusable rows of the label file and DICOM files that cannot be read
-stop the script before anything is written, all of them listed; ``--no-strict`` skips them.
+of `kerasmed.io.report`) unusable rows of the label file stop the script before anything is
+written, DICOM files that cannot be read before any volume is written, all of them listed;
+``--no-strict`` skips them.
 Studies and series left out by the rules below (no usable series, unknown volume label, a
-series `kerasmed.io.read_dicom_series` refuses) are listed and never stop it. Slices are resized to ``--slice-size`` (default 256,
-the paper's input): by the paper's maximum filter when the size divides the DICOM size (512 ->
-256 is a 2x2 maximum filter), otherwise by OpenCV area interpolation (``--resize`` chooses).
+series `kerasmed.io.read_dicom_series` refuses) are listed and never stop it. A volume that
+cannot be written (e.g. HU outside int16) is a problem: ``--strict`` lists them after the others
+were written, without writing ``labels.csv`` (a rerun tries them again), ``--no-strict`` leaves
+them out. Slices are resized to ``--slice-size`` (default 256, the paper's input): by the
+paper's maximum filter when the size divides the DICOM size (512 -> 256 is a 2x2 maximum
+filter), otherwise by OpenCV area interpolation (``--resize`` chooses).
 
 Two public data sets (downloaded by the user; nothing is fetched here):
 
@@ -45,6 +49,17 @@ RescaleIntercept > -100) are corrected as in the competition's public fix (J. Ho
 the data for rapid prototyping"): ``stored + 1000``, values >= 4096 wrapped, intercept -1000
 (``--no-fix-12bit`` turns this off; the count is reported).
 
+Both steps run on `kerasmed.io.prep_runner` in ``--workers`` processes (default: every core),
+with a progress bar and its ETA: the headers of each CQ500 study or of each 1,000 RSNA files
+(journaled in ``OUT/.prep/headers/``, keyed by the files read), then each study (CQ500) or
+series (RSNA), which reads its DICOM files and writes ``volumes/<volume_id>.npz`` atomically (a
+temporary file, then a rename) and leaves a record in ``OUT/.prep/``. ``labels.csv`` and
+``sources.csv`` are written at the end from the records, in study / SeriesInstanceUID order. An interrupted run started again with the
+same arguments (``--workers`` aside) does only the rest; ``--overwrite`` starts over, and is
+needed to write into a folder holding a set made with other settings (or another label file).
+The steps live in `kerasmed.io.head_ct_series` (headers, series choice, 12-bit fix, resize) and
+`kerasmed.io.head_ct_datasets` (label files, study folders, the work of one volume).
+
 Example::
 
     python data_prep/head_ct_ich.py cq500 --root ~/data/cq500 --reads ~/data/cq500/reads.csv \\
@@ -57,507 +72,165 @@ Example::
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
-import math
+import hashlib
+import json
 import os
 import re
 import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pydicom
-from pydicom.errors import InvalidDicomError
-from tqdm.auto import tqdm
-
-from kerasmed.io import LoadError, LoadReport, VolumeSetWriter, read_dicom_series
-from kerasmed.io.prep_runner import non_negative_int, positive_int, run_script
-from kerasmed.io.report import add_strict_argument, write_prepare_report
-from kerasmed.preprocessing import max_filter_downsample, resize_slices
-
-SERIES_PATTERN = r"plain|pre[\s_-]*contrast|\b5\s*mm"
-EXCLUDE_PATTERN = (
-    r"bone|lung|\bpost\b|(?<!pre )(?<!pre)contrast|\bc\b|cect|\d\s*cc\b|d3d|oral|\biv\b|"
-    r"locali[sz]er|scout|topo|sag|\bcor|mpr|mip|3d|hrct|orbit"
+from kerasmed.io.head_ct_datasets import (
+    HeadCTReport,
+    find_cq500_studies,
+    prepare_cq500_study,
+    prepare_rsna_series,
+    read_cq500_reads,
+    read_rsna_labels,
+    scan_header_files,
+    scan_study_headers,
 )
-READER_COLUMNS = ("R1:ICH", "R2:ICH", "R3:ICH")
-_CQ500_FOLDER = re.compile(r"^cq500[\s_-]*ct[\s_-]*(\d+)", re.IGNORECASE)
-# RSNA's anonymised UIDs ("ID_0a1b2c...") are not valid DICOM UIDs; pydicom warns once per value.
-_UID_WARNING = "Invalid value for VR UI"
-_HEADER_TAGS = [
-    "Modality",
-    "SeriesInstanceUID",
-    "SeriesDescription",
-    "SliceThickness",
-    "ImageOrientationPatient",
-    "Rows",
-    "Columns",
-    "BitsStored",
-    "PixelRepresentation",
-    "RescaleIntercept",
-    "RescaleSlope",
-]
-_NOT_AN_IMAGE = ("not a DICOM file", "DICOM file without an image")  # ignored, not problems
+from kerasmed.io.head_ct_series import (
+    EXCLUDE_PATTERN,
+    NOT_AN_IMAGE,
+    SERIES_PATTERN,
+    safe_id,
+    select_series,
+)
+from kerasmed.io.prep_runner import (
+    PrepTask,
+    add_prep_arguments,
+    non_negative_int,
+    positive_int,
+    run_prep,
+    run_script,
+    write_text_atomic,
+)
+from kerasmed.io.volume_writer import write_labels_csv
+from kerasmed.io.volumes import LABELS_FILE, VOLUMES_DIR
+
+STATE_DIR = ".prep"  # the journal of `run_prep`, in --out
+SETTINGS_FILE = ".settings.json"  # in STATE_DIR; a task key never starts with "."
+HEADER_CHUNK = 1000  # RSNA files per header task
+# fewer headers are read in this process: starting a pool (spawning, importing kerasmed.io) took
+# 3 s on 2 busy cores, where a header took 1.5 ms, so 2 workers gain from about 4,000 headers
+MIN_POOL_HEADERS = 5000
 
 
-# ---------------------------------------------------------------- shared steps
-
-
-def read_header(path):
-    """Header of one DICOM file (no pixel data); returns ``(dataset, None)`` or ``(None, reason)``."""
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_UID_WARNING)
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-            uid = ds.get("SeriesInstanceUID")  # validated (and warned about) when first read
-    except InvalidDicomError:
-        return None, "not a DICOM file"
-    except Exception as error:  # truncated or corrupt file
-        return None, f"unreadable DICOM file ({type(error).__name__}: {error})"
-    if "Rows" not in ds:
-        return None, "DICOM file without an image"
-    if not uid:
-        return None, "DICOM image without SeriesInstanceUID"
-    return ds, None
-
-
-def read_series_files(paths, allow_nonuniform=True, strict=True):
-    """Reads the DICOM files `paths` (one series) with `read_dicom_series`.
-
-    `read_dicom_series` reads a folder, so the files are linked (or copied where links are not
-    allowed) into a temporary folder first. ``volume.files`` and ``volume.report`` are mapped
-    back to `paths`, and the warnings raised while reading are recorded in ``volume.notes``
-    instead of printed.
-
-    Returns:
-        The `kerasmed.io.Volume`; its ``notes`` also hold the warnings raised while reading and
-        the files not used.
-    """
-    with tempfile.TemporaryDirectory(prefix="kerasmed-series-") as tmp:
-        links = {}
-        for k, path in enumerate(paths):
-            link = os.path.join(tmp, f"{k:06d}.dcm")
-            try:
-                os.symlink(os.path.abspath(path), link)
-            except OSError:
-                shutil.copyfile(path, link)
-            links[link] = path
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            warnings.filterwarnings("ignore", message=_UID_WARNING)
-            volume = read_dicom_series(tmp, allow_nonuniform=allow_nonuniform, strict=strict)
-    volume.files = [links[f] for f in volume.files]
-    back = [dataclasses.replace(p, path=links.get(p.path, p.path)) for p in volume.report.skipped]
-    problems, ignored = back[: len(volume.report.problems)], back[len(volume.report.problems) :]
-    volume.report = dataclasses.replace(volume.report, problems=problems, ignored=ignored)
-    notes = list(volume.notes)
-    caught = [str(w.message) for w in caught if tmp not in str(w.message)]  # not the report's
-    notes += [message for message in caught if not any(n in message for n in notes)]
-    notes += [str(p) for p in volume.report.skipped]
-    volume.notes = notes
-    return volume
-
-
-def resize_volume(hu, spacing, slice_size, method="auto"):
-    """Resizes every slice of `hu` to ``slice_size x slice_size``; scales the in-plane spacing.
-
-    ``method="max"`` is the paper's maximum filter (non-overlapping blocks; the DICOM size must
-    be a multiple of `slice_size`), ``"area"``/``"linear"`` OpenCV interpolation
-    (`kerasmed.preprocessing.resize_slices`), ``"auto"`` the maximum filter when the size is a
-    multiple, else area interpolation to shrink and linear interpolation to enlarge.
-
-    Returns:
-        ``(hu, spacing, used)``: resized float32 volume, new spacing, the method used.
-    """
-    n, h, w = hu.shape
-    spacing = np.asarray(spacing, dtype=np.float64)
-    if not slice_size or (h, w) == (slice_size, slice_size):
-        return hu, spacing, "none"
-    multiple = h % slice_size == 0 and w % slice_size == 0
-    if method == "max" and not multiple:
-        raise ValueError(
-            f"--resize max needs a slice size that divides the image size; {h}x{w} is not a "
-            f"multiple of {slice_size}. Received: slice_size={slice_size}"
-        )
-    if method == "max" or (method == "auto" and multiple):
-        hu = max_filter_downsample(hu, (1, h // slice_size, w // slice_size))
-        used = "max"
-    else:
-        used = method if method != "auto" else ("area" if slice_size < max(h, w) else "linear")
-        hu = resize_slices(hu.astype(np.float32, copy=False), slice_size, used)
-    spacing = spacing * [1.0, h / slice_size, w / slice_size]
-    return hu.astype(np.float32, copy=False), spacing, used
-
-
-def safe_id(text):
-    """A volume id (file name) made of ``A-Z a-z 0-9 . _ -`` from any string."""
-    text = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text).strip()).strip("._-")
-    return text or "volume"
-
-
-class Report:
-    """What was written and what was not, printed and saved as ``prepare_report.txt``.
-
-    ``labels`` reports the rows of the label file (CQ500's ``reads.csv``, RSNA's
-    ``stage_2_train.csv``), ``inputs`` the study folders, series and DICOM files.
-    """
-
-    def __init__(self, dataset, out, labels_path, source):
-        self.dataset, self.out = dataset, Path(out)
-        self.labels = LoadReport(os.fspath(labels_path))
-        self.inputs = LoadReport(os.fspath(source), unit="files")
-        self.written, self.notes, self.sources = [], [], []
-
-    def check(self):
-        """Raises one `kerasmed.io.LoadError` listing the problems of both reports, if any."""
-        errors = []
-        for part, what in ((self.labels, "row(s)"), (self.inputs, "file(s) or folder(s)")):
-            try:
-                part.check(what)
-            except LoadError as error:
-                errors.append(error)
-        if errors:
-            raise LoadError("\n".join(map(str, errors)), errors[0].report)
-
-    def summary(self):
-        labels = [label for _, label in self.written]
-        return {
-            "dataset": self.dataset,
-            "out": str(self.out),
-            "volumes_written": len(self.written),
-            "positives": int(sum(labels)),
-            "negatives": int(len(labels) - sum(labels)),
-            "skipped": len(self.labels.skipped) + len(self.inputs.skipped),
-            "notes": len(self.notes),
-        }
-
-    def finish(self):
-        summary = self.summary()
-        notes = [f"Notes ({len(self.notes)}):"]
-        notes += [f"  {what}: {note}" for what, note in self.notes] or ["  none"]
-        if self.sources:
-            with open(self.out / "sources.csv", "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(self.sources[0]), lineterminator="\n")
-                writer.writeheader()
-                writer.writerows(self.sources)
-        write_prepare_report(self.out, summary, self.labels, self.inputs, "\n".join(notes))
-        return summary
-
-
-def _write_volume(writer, report, volume_id, volume, label, slice_labels, args, source):
-    hu, spacing, used = resize_volume(volume.array, volume.spacing, args.slice_size, args.resize)
-    writer.add(volume_id, hu, label, spacing, slice_labels)
-    report.written.append((volume_id, label))
-    report.notes.extend((volume_id, note) for note in volume.notes)
-    report.sources.append(
-        {
-            "volume_id": volume_id,
-            "label": label,
-            "num_slices": len(hu),
-            "original_size": f"{volume.array.shape[1]}x{volume.array.shape[2]}",
-            "resize": used,
-            "spacing_z": round(float(spacing[0]), 4),
-            "series_uid": volume.series_uid,
-            **source,
-        }
-    )
+def _options(args):
+    return {
+        "slice_size": args.slice_size,
+        "resize": args.resize,
+        "hu_dtype": args.hu_dtype,
+        "allow_nonuniform": args.allow_nonuniform,
+        "strict": args.strict,
+    }
 
 
 # ---------------------------------------------------------------- CQ500
 
 
-def read_cq500_reads(path, report):
-    """``{study number: (name, category, label)}`` from CQ500's ``reads.csv`` (majority of 3)."""
-    reads = {}
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [c for c in ("name", *READER_COLUMNS) if c not in header]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing}. Received: header={header}")
-        reader.fieldnames = header
-        for record in reader:
-            row, report.labels.num_rows = reader.line_num, report.labels.num_rows + 1
-            name = (record.get("name") or "").strip()
-            match = _CQ500_FOLDER.match(name)
-            if not match:
-                report.labels.add("name is not CQ500-CT-<number>", row=row, value=name,
-                                  column="name")  # fmt: skip
-                continue
-            votes = []
-            for column in READER_COLUMNS:
-                value = (record.get(column) or "").strip()
-                try:
-                    vote = float(value)
-                except ValueError:
-                    vote = None
-                if vote not in (0.0, 1.0):
-                    report.labels.add(f"{column}={value!r} is not 0/1", row=row, item=name)
-                    break
-                votes.append(int(vote))
-            else:
-                number = int(match.group(1))
-                if number in reads:
-                    report.labels.add("duplicate study name", row=row, item=name)
-                    continue
-                label = int(sum(votes) >= 2)
-                reads[number] = (name, (record.get("Category") or "").strip(), label)
-    return reads
-
-
-def find_cq500_studies(root, report):
-    """``{study number: folder}``: the outermost folders named ``CQ500CT<n>``/``CQ500-CT-<n>``."""
-    studies = {}
-    for folder, dirs, _ in os.walk(root):
-        dirs.sort()
-        keep = []
-        for name in dirs:
-            match = _CQ500_FOLDER.match(name)
-            if not match:
-                keep.append(name)
-                continue
-            number, path = int(match.group(1)), os.path.join(folder, name)
-            if number in studies:
-                reason = f"second folder for study {number} (using {studies[number]})"
-                report.inputs.add(reason, path=path)
-            else:
-                studies[number] = path
-        dirs[:] = keep  # do not descend into a study: its files are read as one study
-    return studies
-
-
-def _series_candidates(study):
-    """Groups a study's DICOM files by series and describes each series."""
-    groups, unreadable = {}, []
-    for folder, dirs, names in os.walk(study):
-        dirs.sort()
-        for name in sorted(names):
-            path = os.path.join(folder, name)
-            ds, reason = read_header(path)
-            if ds is None:
-                unreadable.append((path, reason))
-                continue
-            info = groups.setdefault(
-                str(ds.SeriesInstanceUID),
-                {
-                    "uid": str(ds.SeriesInstanceUID),
-                    "description": str(ds.get("SeriesDescription", "") or "").strip(),
-                    "folder": os.path.basename(folder),
-                    "modality": str(ds.get("Modality", "") or ""),
-                    "thickness": ds.get("SliceThickness"),
-                    "orientation": ds.get("ImageOrientationPatient"),
-                    "files": [],
-                },
-            )
-            info["files"].append(path)
-    return list(groups.values()), unreadable
-
-
-def select_series(series, series_pattern, exclude_pattern, target_thickness, min_slices):
-    """Ranks a study's series by the rule in the module docstring.
-
-    Args:
-        series: list of dicts with ``uid``, ``description``, ``folder``, ``modality``,
-            ``thickness`` (mm or None), ``orientation`` (6 direction cosines or None), ``files``.
-        series_pattern, exclude_pattern: regular expressions (case-insensitive) matched against
-            ``"<description> <folder>"``.
-        target_thickness: preferred slice thickness in mm.
-        min_slices: fewest images a candidate may have.
-
-    Returns:
-        ``(ranked, rejected)``: candidate dicts best first (each with ``matches`` and
-        ``thickness`` added), and ``(uid, description, reason)`` of every rejected series.
-    """
-    prefer = re.compile(series_pattern, re.IGNORECASE) if series_pattern else None
-    exclude = re.compile(exclude_pattern, re.IGNORECASE) if exclude_pattern else None
-    ranked, rejected = [], []
-    for info in series:
-        text = f"{info['description']} {info['folder']}"
-        reason = None
-        if info["modality"] and info["modality"].upper() != "CT":
-            reason = f"modality {info['modality']}"
-        elif len(info["files"]) < min_slices:
-            reason = f"{len(info['files'])} images < --min-slices {min_slices}"
-        elif exclude is not None and exclude.search(text):
-            reason = f"matches --exclude-pattern ({exclude.search(text).group(0)!r})"
-        elif info["orientation"] is not None:
-            cosines = np.asarray(info["orientation"], dtype=np.float64)
-            normal = np.cross(cosines[:3], cosines[3:])
-            if abs(normal[2]) < np.cos(np.pi / 4) * np.linalg.norm(normal):
-                reason = "not axial (slice normal more than 45 degrees from the body axis)"
-        if reason:
-            rejected.append((info["uid"], info["description"], reason))
-            continue
-        try:
-            thickness = float(info["thickness"])
-        except (TypeError, ValueError):
-            thickness = math.nan
-        ranked.append(
-            {**info, "matches": bool(prefer and prefer.search(text)), "thickness": thickness}
-        )
-
-    def key(info):
-        gap = abs(info["thickness"] - target_thickness)
-        return (not info["matches"], math.inf if math.isnan(gap) else gap,
-                -len(info["files"]), info["uid"])  # fmt: skip
-
-    return sorted(ranked, key=key), rejected
-
-
 def scan_cq500(args, report):
     """Reads ``reads.csv``, finds the studies and groups each one's files by series.
 
-    Returns ``{study number: (name, category, label, series)}`` of the studies to prepare.
+    Returns ``{study number: (name, category, label, series, folder)}`` of the studies to
+    prepare.
     """
-    reads = read_cq500_reads(args.reads, report)
-    studies = find_cq500_studies(args.root, report)
+    reads = read_cq500_reads(args.reads, report.labels)
+    studies = find_cq500_studies(args.root, report.inputs)
     for number in sorted(set(studies) - set(reads)):
         report.inputs.ignore("no row in reads.csv", path=studies[number])
     for number in sorted(set(reads) - set(studies)):
         report.inputs.ignore(f"no study folder under {args.root}", item=reads[number][0])
     numbers = sorted(set(reads) & set(studies))[: args.max_studies or None]
+    tasks, files = [], 0
+    for number in numbers:
+        folder = studies[number]
+        names = sorted(os.path.join(f, n) for f, _, ns in os.walk(folder) for n in ns)
+        tasks.append(PrepTask(_header_key(f"study{number}", names), folder, source=folder))
+        files += len(names)
+    records = scan_headers(args, report, tasks, scan_study_headers, "CQ500 headers", "study", files)
     scanned = {}
-    for number in tqdm(numbers, desc="CQ500 headers", unit="study"):
-        name = reads[number][0]
-        series, unreadable = _series_candidates(studies[number])
+    for number, task in zip(numbers, tasks):
+        if task.key not in records:
+            continue  # a failed task: a problem of the report
+        name, record = reads[number][0], records[task.key]
+        series, unreadable = record["series"], record["unreadable"]
         report.inputs.num_rows += sum(len(info["files"]) for info in series) + len(unreadable)
         other = [path for path, reason in unreadable if reason == "not a DICOM file"]
         if other:
             report.notes.append((name, f"{len(other)} non-DICOM file(s) ignored, e.g. {other[0]}"))
         for path, reason in unreadable:
             if path not in other:
-                (report.inputs.ignore if reason in _NOT_AN_IMAGE else report.inputs.add)(
+                (report.inputs.ignore if reason in NOT_AN_IMAGE else report.inputs.add)(
                     reason, path=path, item=name
                 )
-        scanned[number] = (*reads[number], series)
+        scanned[number] = (*reads[number], series, task.source)
     return scanned
 
 
-def prepare_cq500(args, writer, report, scanned):
-    for name, category, label, series in tqdm(scanned.values(), desc="CQ500 studies"):
+def cq500_tasks(args, scanned):
+    """One `PrepTask` per study (series chosen here, read by `prepare_cq500_study`)."""
+    tasks = []
+    for name, category, label, series, folder in scanned.values():
         ranked, rejected = select_series(
-            series,
-            args.series_pattern,
-            args.exclude_pattern,
-            args.target_thickness,
+            series, args.series_pattern, args.exclude_pattern, args.target_thickness,
             args.min_slices,
-        )
-        failures = []
-        for info in ranked:
-            try:
-                volume = read_series_files(info["files"], args.allow_nonuniform, args.strict)
-            except Exception as error:
-                failures.append(f"{info['description']!r}: {type(error).__name__}: {error}")
-                continue
-            others = [f"{d!r} ({r})" for _, d, r in rejected] + [
-                f"{o['description']!r} (ranked lower)" for o in ranked if o is not info
-            ]
-            source = {
-                "source": name,
-                "category": category,
-                "series_description": info["description"],
-                "slice_thickness": info["thickness"],
-                "other_series": "; ".join(failures + others),
-            }
-            _write_volume(writer, report, safe_id(name), volume, label, None, args, source)
-            break
-        else:
-            reasons = failures + [f"{d!r}: {r}" for _, d, r in rejected]
-            reason = "no usable series: " + ("; ".join(reasons) or "no DICOM images")
-            report.inputs.ignore(reason, item=name)
+        )  # fmt: skip
+        volume_id = safe_id(name)
+        work = {
+            "out": os.fspath(args.out), "volume_id": volume_id, "name": name,
+            "category": category, "label": label, "ranked": ranked, "rejected": rejected,
+            "options": _options(args),
+        }  # fmt: skip
+        tasks.append(PrepTask(volume_id, work, source=folder))
+    return tasks
 
 
 # ---------------------------------------------------------------- RSNA 2019
 
 
-def read_rsna_labels(path, report):
-    """``{sop id: 0/1}`` from the ``_any`` rows of ``stage_2_train.csv`` (conflicts dropped)."""
-    labels, conflicts = {}, set()
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
-        if header[:2] != ["ID", "Label"]:
-            raise ValueError(f"{path}: expected the header ID,Label. Received: header={header}")
-        for fields in reader:
-            if not fields:
-                continue
-            report.labels.num_rows += 1
-            row = reader.line_num
-            if len(fields) != 2:
-                report.labels.add(f"{len(fields)} fields, expected 2", row=row)
-                continue
-            key, value = fields[0].strip(), fields[1].strip()
-            sop, _, kind = key.rpartition("_")
-            if kind != "any":
-                continue
-            if value not in ("0", "1"):
-                report.labels.add(f"label {value!r} is not 0/1", row=row, item=key)
-                continue
-            if sop in labels and labels[sop] != int(value):
-                conflicts.add(sop)
-                report.labels.add("conflicts with an earlier row", row=row, item=key)
-            labels[sop] = int(value)
-    for sop in conflicts:
-        del labels[sop]
-    return labels
-
-
-def _needs_12bit_fix(ds):
-    try:
-        return (
-            int(ds.BitsStored) == 12
-            and int(ds.PixelRepresentation) == 0
-            and float(ds.RescaleIntercept) > -100
-        )
-    except (AttributeError, TypeError, ValueError):
-        return False
-
-
-def fix_12bit_slice(hu, intercept, slope):
-    """The RSNA 2019 fix for one slice in HU: stored + 1000, wrap >= 4096, intercept -1000."""
-    stored = np.rint((hu - intercept) / slope) + 1000.0
-    stored[stored >= 4096] -= 4096
-    return (stored * slope - 1000.0).astype(np.float32)
-
-
 def scan_rsna(args, report):
-    """Reads ``stage_2_train.csv`` and every file's header; returns ``(labels, series, headers)``.
+    """Reads ``stage_2_train.csv`` and every file's header; returns ``(labels, series, fix)``.
 
-    ``series`` maps a SeriesInstanceUID to its files, ``headers`` a file to its header.
+    ``series`` maps a SeriesInstanceUID to its files, ``fix`` a file needing the 12-bit fix
+    (`kerasmed.io.head_ct_series.needs_12bit_fix`) to its ``(intercept, slope)``.
     """
-    labels = read_rsna_labels(args.labels, report)
-    paths = sorted(
-        os.path.join(args.dicom_dir, name)
-        for name in os.listdir(args.dicom_dir)
-        if os.path.isfile(os.path.join(args.dicom_dir, name))
+    labels = read_rsna_labels(args.labels, report.labels)
+    folder = os.fspath(args.dicom_dir)
+    with os.scandir(folder) as entries:  # no stat per file where the folder listing tells
+        names = sorted(entry.name for entry in entries if entry.is_file())
+    chunks = [names[k : k + HEADER_CHUNK] for k in range(0, len(names), HEADER_CHUNK)]
+    tasks = [
+        PrepTask(_header_key(f"files{k}", c), (folder, c), folder) for k, c in enumerate(chunks)
+    ]
+    records = scan_headers(
+        args, report, tasks, scan_header_files, "RSNA headers", "chunk", len(names)
     )
-    series, headers = {}, {}
-    for path in tqdm(paths, desc="RSNA headers", unit="file"):
-        report.inputs.num_rows += 1
-        ds, reason = read_header(path)
-        if ds is None:
-            (report.inputs.ignore if reason in _NOT_AN_IMAGE else report.inputs.add)(
-                reason, path=path
-            )
-            continue
-        series.setdefault(str(ds.SeriesInstanceUID), []).append(path)
-        headers[path] = ds
-    return labels, series, headers
+    series, fix = {}, {}
+    for task in tasks:
+        for name, uid, fixes, reason in records.get(task.key, {"files": []})["files"]:
+            path = os.path.join(folder, name)
+            report.inputs.num_rows += 1
+            if uid is None:
+                (report.inputs.ignore if reason in NOT_AN_IMAGE else report.inputs.add)(
+                    reason, path=path
+                )
+                continue
+            series.setdefault(uid, []).append(path)
+            if fixes is not None:
+                fix[path] = tuple(fixes)
+    return labels, series, fix
 
 
-def prepare_rsna(args, writer, report, labels, series, headers):
-    fixed = 0
-    progress = tqdm(sorted(series), desc="RSNA series", unit="series")
-    for uid in progress:
-        if args.max_series and len(report.written) >= args.max_series:
-            progress.close()
-            break
+def rsna_tasks(args, report, labels, series, fix):
+    """One `PrepTask` per series with a known volume label, in SeriesInstanceUID order."""
+    tasks = []
+    for uid in sorted(series):
         files = series[uid]
-        sops = {path: Path(path).stem for path in files}
-        known = [labels[sops[p]] for p in files if sops[p] in labels]
+        sops = [Path(path).stem for path in files]
+        known = [labels[sop] for sop in sops if sop in labels]
         if not known:
             report.inputs.ignore("no `_any` label for any of its slices", item=f"series {uid}")
             continue
@@ -568,30 +241,135 @@ def prepare_rsna(args, writer, report, labels, series, headers):
             )
             report.inputs.ignore(reason, item=f"series {uid}")
             continue
-        try:
-            volume = read_series_files(files, args.allow_nonuniform, args.strict)
-        except Exception as error:
-            report.inputs.ignore(f"{type(error).__name__}: {error}", item=f"series {uid}")
-            continue
-        if args.fix_12bit:
-            for k, path in enumerate(volume.files):
-                ds = headers[path]
-                if _needs_12bit_fix(ds):
-                    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-                    volume.array[k] = fix_12bit_slice(
-                        volume.array[k], float(ds.RescaleIntercept), slope
-                    )
-                    fixed += 1
-        slice_labels = np.array([labels.get(sops[p], -1) for p in volume.files], np.int8)
-        source = {
-            "source": "RSNA 2019",
-            "first_slice": Path(volume.files[0]).name,
-            "unlabelled_slices": int((slice_labels < 0).sum()),
-        }
-        label = int(slice_labels.max())
-        _write_volume(writer, report, safe_id(uid), volume, label, slice_labels, args, source)
-    if fixed:
-        report.notes.append(("RSNA 12-bit fix", f"{fixed} slice(s) corrected"))
+        work = {
+            "out": os.fspath(args.out), "volume_id": safe_id(uid), "uid": uid, "files": files,
+            "labels": [labels.get(sop, -1) for sop in sops], "options": _options(args),
+            "fix": {path: fix[path] for path in files if path in fix} if args.fix_12bit else {},
+        }  # fmt: skip
+        tasks.append(PrepTask(work["volume_id"], work, source=f"series {uid}"))
+    return tasks
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _settings(args):
+    """What the outputs depend on (a journal record of other settings is not done)."""
+    digest = hashlib.sha256()
+    with open(args.reads if args.dataset == "cq500" else args.labels, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    keep = ["dataset", "slice_size", "resize", "hu_dtype", "allow_nonuniform", "strict"]
+    keep += (
+        ["series_pattern", "exclude_pattern", "target_thickness", "min_slices"]
+        if args.dataset == "cq500"
+        else ["fix_12bit"]
+    )
+    return json.loads(
+        json.dumps({**{k: getattr(args, k) for k in keep}, "label_file": digest.hexdigest()})
+    )
+
+
+def check_out(out, settings, overwrite):
+    """Exits if `out` holds a volume set (or part of one) made with other settings (or by
+    something else), unless `overwrite`; a run with the same settings goes on (resumes)."""
+    labels = out / LABELS_FILE
+    try:
+        with open(out / STATE_DIR / SETTINGS_FILE, encoding="utf-8") as f:
+            previous = json.load(f)
+    except (OSError, ValueError):
+        previous = None
+    previous = previous if isinstance(previous, dict) else None
+    if overwrite or previous == settings or (previous is None and not labels.exists()):
+        return
+    if previous is None:
+        sys.exit(f"{labels} already exists (--overwrite replaces it)")
+    changed = sorted(k for k in {*previous, *settings} if previous.get(k) != settings.get(k))
+    where = labels if labels.exists() else out / VOLUMES_DIR
+    sys.exit(
+        f"{where} already exists, made with other settings ({', '.join(changed)}); "
+        "--overwrite replaces it"
+    )
+
+
+def clear_out(out, overwrite):
+    """Removes what a previous run left: with `overwrite` the whole set and its journal,
+    otherwise only temporary files of an interrupted write."""
+    volumes = out / VOLUMES_DIR
+    if overwrite:
+        for name in (LABELS_FILE, "sources.csv"):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+        old = list(volumes.glob("*.npz"))
+    else:
+        old = list(volumes.glob(".*.tmp.npz"))  # `atomic_path`'s temporary files
+    for path in old:
+        path.unlink()
+
+
+def _header_key(prefix, names):
+    """A header task's key: `prefix` and a digest of the files it reads, so that the record
+    of a folder whose files changed (or moved) is not used."""
+    digest = hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape"))
+    return f"{prefix}-{digest.hexdigest()[:20]}"
+
+
+def _run(args, tasks, work, state_dir, source, workers=None, **kwargs):
+    """`run_prep` with the script's options; its failures go to the caller's report."""
+    workers = args.workers if workers is None else workers
+    with warnings.catch_warnings():  # not warned about: the report lists them
+        warnings.filterwarnings("ignore", message=re.escape(f"{source}: "))
+        return run_prep(
+            tasks, work, state_dir, workers=workers, progress=not args.no_progress,
+            strict=False, source=source, **kwargs,
+        )  # fmt: skip
+
+
+def scan_headers(args, report, tasks, work, desc, unit, files):
+    """Runs the header tasks (journaled in ``OUT/.prep/headers``); returns their records.
+
+    With ``--strict``, the problems of the label file (and of the study folders) stop the
+    script first, before anything is written; ``--overwrite`` drops the old journal. Fewer
+    than `MIN_POOL_HEADERS` `files` are read in this process.
+    """
+    if args.strict:
+        report.check()
+    out = Path(args.out)
+    if args.overwrite:
+        shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+    workers = args.workers if files >= MIN_POOL_HEADERS else 0
+    run = _run(args, tasks, work, out / STATE_DIR / "headers", os.fspath(report.inputs.source),
+               workers, desc=desc, unit=unit, what="header task(s)")  # fmt: skip
+    report.inputs.problems.extend(run.report.problems)
+    return run.records
+
+
+def run_tasks(args, report, tasks, work, settings, limit=None):
+    """Runs `work` on the `tasks` not done yet; takes every record into `report`.
+
+    With `limit`, stops once `limit` volumes are written (the next tasks run in further
+    batches while some of the first ones were skipped).
+    """
+    out = Path(args.out)
+    write_text_atomic(out / STATE_DIR / SETTINGS_FILE, json.dumps(settings, indent=1))
+    pending, written = list(tasks), 0
+    while pending:
+        size = len(pending) if limit is None else limit - written
+        batch, pending = pending[:size], pending[size:]
+        run = _run(args, batch, work, out / STATE_DIR, os.fspath(out / VOLUMES_DIR),
+                   settings=settings, desc=f"{args.dataset} volumes", unit="volume",
+                   what="volume(s)")  # fmt: skip
+        for key in ("computed", "resumed"):
+            report.run[key] += len(getattr(run, key))
+        report.run["workers"] = max(report.run["workers"], run.workers)
+        report.inputs.problems.extend(run.report.problems)
+        for task in batch:
+            if task.key in run.records:
+                record = run.records[task.key]
+                report.add_record(record, task.args.get("name") or task.source)
+                written += "row" in record
+        if limit is not None and written >= limit:
+            break
 
 
 # ---------------------------------------------------------------- command line
@@ -627,11 +405,11 @@ def parse_args(argv=None):
         default=True,
         help="keep series with irregular slice gaps (noted in the report)",
     )
-    add_strict_argument(common)
+    add_prep_arguments(common)
     common.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a volume set already in --out (its labels.csv and volumes/*.npz)",
+        help="start over: replace a volume set (or an interrupted run) in --out",
     )
 
     cq = sub.add_parser("cq500", parents=[common], help="CQ500 (qure.ai)")
@@ -664,8 +442,9 @@ def main(argv=None):
     """Runs one subcommand; returns the summary dict that it prints.
 
     Raises:
-        kerasmed.io.LoadError: with ``--strict``, unusable label rows or unreadable DICOM
-            files (found before anything is written).
+        kerasmed.io.LoadError: with ``--strict``, unusable label rows (before anything is
+            written), unreadable DICOM files (before any volume is written), or volumes that
+            could not be written (after the others were; ``labels.csv`` is then not written).
     """
     args = parse_args(argv)
     out = Path(args.out)
@@ -673,24 +452,27 @@ def main(argv=None):
     source = Path(args.root if cq500 else args.dicom_dir)
     if not source.is_dir():
         sys.exit(f"Not a folder: {source}")
-    if (out / "labels.csv").exists() and not args.overwrite:
-        sys.exit(f"{out / 'labels.csv'} already exists (--overwrite replaces it)")
-    report = Report(args.dataset, out, args.reads if cq500 else args.labels, source)
+    settings = _settings(args)
+    check_out(out, settings, args.overwrite)
+    report = HeadCTReport(args.dataset, out, args.reads if cq500 else args.labels, source)
     scanned = scan_cq500(args, report) if cq500 else scan_rsna(args, report)
     if args.strict:
         report.check()
-    writer = VolumeSetWriter(out, hu_dtype=args.hu_dtype, overwrite=args.overwrite)
-    if args.overwrite:  # the old set's volumes go too, so none is left unlisted
-        for old in (out / "volumes").glob("*.npz"):
-            old.unlink()
+    clear_out(out, args.overwrite)
     if cq500:
-        prepare_cq500(args, writer, report, scanned)
+        run_tasks(args, report, cq500_tasks(args, scanned), prepare_cq500_study, settings)
     else:
-        prepare_rsna(args, writer, report, *scanned)
+        tasks = rsna_tasks(args, report, *scanned)
+        run_tasks(args, report, tasks, prepare_rsna_series, settings, args.max_series)
+        if report.fixed:
+            report.notes.append(("RSNA 12-bit fix", f"{report.fixed} slice(s) corrected"))
+    if args.strict and report.inputs.problems:
+        report.finish()
+        report.check()  # the volumes that failed; a rerun tries them again
     if not report.written:
         report.finish()
         sys.exit(f"No volume could be prepared from {source}; see {out / 'prepare_report.txt'}.")
-    writer.close()
+    write_labels_csv(out, report.rows)
     return report.finish()
 
 

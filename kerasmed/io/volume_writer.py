@@ -1,13 +1,21 @@
-"""Writing a volume set (`kerasmed.io.volumes` describes the format): one volume at a time."""
+"""Writing a volume set (`kerasmed.io.volumes` describes the format): one volume at a time.
+
+`VolumeSetWriter` writes a set in one process. A parallel writer (``data_prep/head_ct_ich.py``
+on `kerasmed.io.prep_runner`) writes each volume with `write_volume_file` in its workers and
+the index with `write_labels_csv` at the end; both write atomically (a temporary file, then
+``os.replace``), so a folder never holds a partial ``.npz`` or ``labels.csv``.
+"""
 
 from __future__ import annotations
 
 import csv
-import os
+import io
+import os  # noqa: F401  (the docstring examples)
 from pathlib import Path
 
 import numpy as np
 
+from kerasmed.io.prep_runner import atomic_path, write_text_atomic
 from kerasmed.io.volumes import (
     _HU_DTYPES,
     _ID_PATTERN,
@@ -20,7 +28,96 @@ from kerasmed.io.volumes import (
     load_volume_set,  # noqa: F401  (the docstring examples read back what they write)
 )
 
-__all__ = ["VolumeSetWriter", "save_volume_set"]
+__all__ = ["VolumeSetWriter", "save_volume_set", "write_labels_csv", "write_volume_file"]
+
+
+def write_volume_file(
+    directory, volume_id, hu, label, spacing, slice_labels=None, hu_dtype="float32", compress=True
+):
+    """Checks one volume and writes ``<directory>/volumes/<volume_id>.npz`` atomically.
+
+    Args:
+        directory: the volume set's folder (``volumes/`` is created if needed).
+        volume_id: its id (``A-Z a-z 0-9 . _ -``, not starting with ``.``, ``_`` or ``-``).
+        hu: ``(N, H, W)`` array in Hounsfield units.
+        label: 1 (hemorrhage) or 0.
+        spacing: voxel size ``(z, y, x)`` in mm.
+        slice_labels: ``(N,)`` ints in {-1, 0, 1}, or None (all unknown, stored as -1).
+        hu_dtype: ``"float32"`` (exact) or ``"int16"`` (rounded to whole HU).
+        compress: whether to compress the file (``np.savez_compressed``).
+
+    Returns:
+        ``(path, row)``: the file written and its ``labels.csv`` row
+        ``(volume_id, label, num_slices)``.
+
+    Example:
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> path, row = write_volume_file(folder, "case-1", np.zeros((3, 4, 4)), 0, (5, 1, 1))
+    >>> os.path.relpath(path, folder), row
+    ('volumes/case-1.npz', ('case-1', 0, 3))
+    """
+    if hu_dtype not in _HU_DTYPES:
+        raise ValueError(
+            f"`hu_dtype` must be 'float32' or 'int16'. Received: hu_dtype={hu_dtype!r}"
+        )
+    volume_id = str(volume_id)
+    if not _ID_PATTERN.match(volume_id):
+        raise ValueError(
+            "A volume id must use only A-Z a-z 0-9 . _ - and start with a letter or digit "
+            f"(it is a file name). Received: volume_id={volume_id!r}"
+        )
+    if label not in (0, 1) or isinstance(label, (bool, np.bool_)):
+        raise ValueError(f"`label` must be 0 or 1. Received: label={label!r}")
+    hu = np.asarray(hu)
+    spacing = np.asarray(spacing, dtype=np.float64).reshape(-1)
+    if slice_labels is None:
+        slice_labels = np.full(hu.shape[:1], -1, np.int8)
+    slice_labels = np.asarray(slice_labels).reshape(-1)
+    problem = _volume_problem(hu, spacing, slice_labels, int(label))
+    if problem:
+        raise ValueError(f"Volume {volume_id!r}: {problem[0]}. Received: {problem[1]}")
+    if hu_dtype == "int16":
+        hu = np.rint(hu)
+        if hu.min() < -32768 or hu.max() > 32767:
+            raise ValueError(
+                f"HU values of volume {volume_id!r} ({hu.min():g} to {hu.max():g}) do not "
+                "fit in int16; use hu_dtype='float32'. Received: hu_dtype='int16'"
+            )
+    path = Path(directory) / VOLUMES_DIR / f"{volume_id}.npz"
+    save = np.savez_compressed if compress else np.savez
+    with atomic_path(path) as temporary:
+        save(
+            temporary,
+            hu=hu.astype(hu_dtype),
+            spacing=spacing,
+            slice_labels=slice_labels.astype(np.int8),
+            format_version=np.array(FORMAT_VERSION, dtype=np.int64),
+        )
+    return path, (volume_id, int(label), len(hu))
+
+
+def write_labels_csv(directory, rows):
+    """Writes ``<directory>/labels.csv`` (the index of a volume set) atomically; returns its path.
+
+    Args:
+        directory: the volume set's folder.
+        rows: ``(volume_id, label, num_slices)`` per volume, in the order to list them (the
+            rows `write_volume_file` returns).
+
+    Example:
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> open(write_labels_csv(folder, [("a", 1, 30), ("b", 0, 28)])).read().split()
+    ['volume_id,label,num_slices', 'a,1,30', 'b,0,28']
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows((str(v), int(label), int(n)) for v, label, n in rows)
+    return Path(write_text_atomic(Path(directory) / LABELS_FILE, buffer.getvalue()))
 
 
 class VolumeSetWriter:
@@ -85,54 +182,21 @@ class VolumeSetWriter:
         if self.closed:
             raise ValueError(f"This VolumeSetWriter is closed. Received: volume_id={volume_id!r}")
         volume_id = str(volume_id)
-        if not _ID_PATTERN.match(volume_id):
-            raise ValueError(
-                "A volume id must use only A-Z a-z 0-9 . _ - and start with a letter or digit "
-                f"(it is a file name). Received: volume_id={volume_id!r}"
-            )
         if volume_id in self._ids:
             raise ValueError(f"Duplicate volume id. Received: volume_id={volume_id!r}")
-        if label not in (0, 1) or isinstance(label, (bool, np.bool_)):
-            raise ValueError(f"`label` must be 0 or 1. Received: label={label!r}")
-        hu = np.asarray(hu)
-        spacing = np.asarray(spacing, dtype=np.float64).reshape(-1)
-        if slice_labels is None:
-            slice_labels = np.full(hu.shape[:1], -1, np.int8)
-        slice_labels = np.asarray(slice_labels).reshape(-1)
-        problem = _volume_problem(hu, spacing, slice_labels, int(label))
-        if problem:
-            raise ValueError(f"Volume {volume_id!r}: {problem[0]}. Received: {problem[1]}")
-        if self.hu_dtype == "int16":
-            hu = np.rint(hu)
-            if hu.min() < -32768 or hu.max() > 32767:
-                raise ValueError(
-                    f"HU values of volume {volume_id!r} ({hu.min():g} to {hu.max():g}) do not "
-                    "fit in int16; use hu_dtype='float32'. Received: hu_dtype='int16'"
-                )
-        path = self.directory / VOLUMES_DIR / f"{volume_id}.npz"
-        partial = path.with_name(path.name + ".partial")
-        save = np.savez_compressed if self.compress else np.savez
-        with open(partial, "wb") as f:
-            save(
-                f,
-                hu=hu.astype(self.hu_dtype),
-                spacing=spacing,
-                slice_labels=slice_labels.astype(np.int8),
-                format_version=np.array(FORMAT_VERSION, dtype=np.int64),
-            )
-        os.replace(partial, path)
+        path, row = write_volume_file(
+            self.directory, volume_id, hu, label, spacing, slice_labels, self.hu_dtype,
+            self.compress,
+        )  # fmt: skip
         self._ids.add(volume_id)
-        self.rows.append((volume_id, int(label), len(hu)))
+        self.rows.append(row)
         return path
 
     def close(self):
         """Writes ``labels.csv``; returns its path."""
         path = self.directory / LABELS_FILE
         if not self.closed:
-            with open(path, "w", newline="") as f:
-                writer = csv.writer(f, lineterminator="\n")
-                writer.writerow(CSV_COLUMNS)
-                writer.writerows(self.rows)
+            write_labels_csv(self.directory, self.rows)
             self.closed = True
         return path
 

@@ -9,6 +9,7 @@ from data_prep_scripts import load_data_prep_script
 from test_dicom import write_slice  # tests/io/test_dicom.py
 
 from kerasmed.io import LoadError, load_volume_set
+from kerasmed.io import head_ct_series as series_rules
 
 # RSNA's anonymised UIDs ("ID_...") are not valid DICOM UIDs: pydicom warns when writing them.
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
@@ -87,7 +88,17 @@ def cq500(tmp_path):
 def test_cq500_labels_series_choice_order_and_hu(cq500, tmp_path, capsys):
     root, reads = cq500
     out = tmp_path / "out"
-    argv = ["cq500", "--root", str(root), "--reads", str(reads), "--out", str(out)]
+    argv = [
+        "cq500",
+        "--root",
+        str(root),
+        "--reads",
+        str(reads),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+    ]
     with pytest.raises(LoadError, match=r"reads\.csv: 1 row\(s\) cannot be used") as info:
         prep.main(argv + ["--slice-size", "4", "--min-slices", "3"])  # strict by default
     assert "row 6 (CQ500-CT-4): R2:ICH='maybe' is not 0/1" in str(info.value)
@@ -146,13 +157,17 @@ def test_select_series_rule_on_cq500_names():
          "thickness": thickness.get(d), "orientation": None, "files": [None] * 30}
         for i, d in enumerate(keep + drop)
     ]  # fmt: skip
-    ranked, rejected = prep.select_series(series, prep.SERIES_PATTERN, prep.EXCLUDE_PATTERN, 5, 10)
+    ranked, rejected = series_rules.select_series(
+        series, series_rules.SERIES_PATTERN, series_rules.EXCLUDE_PATTERN, 5, 10
+    )
     assert sorted(r["description"] for r in ranked) == sorted(keep)
     assert sorted(d for _, d, _ in rejected) == sorted(drop)
 
     def best(names, target=5.0, **changes):
         chosen = [dict(s, **changes) for s in series if s["description"] in names]
-        return prep.select_series(chosen, prep.SERIES_PATTERN, "", target, 10)[0][0]["description"]
+        return series_rules.select_series(chosen, series_rules.SERIES_PATTERN, "", target, 10)[0][
+            0
+        ]["description"]
 
     assert best(["CT 5mm", "CT PLAIN THIN"]) == "CT 5mm"  # both preferred: closest thickness
     assert best(["CT 5mm", "CT PLAIN THIN"], target=0.625) == "CT PLAIN THIN"
@@ -160,7 +175,9 @@ def test_select_series_rule_on_cq500_names():
     tilted = [math.cos(0.0), 0, 0, 0, math.cos(0.3), math.sin(0.3)]  # 17 degree gantry tilt
     assert best(["CT 5mm"], orientation=tilted) == "CT 5mm"
     sagittal = [0, 1, 0, 0, 0, -1]
-    ranked, rejected = prep.select_series([dict(series[6], orientation=sagittal)], "", "", 5.0, 10)
+    ranked, rejected = series_rules.select_series(
+        [dict(series[6], orientation=sagittal)], "", "", 5.0, 10
+    )
     assert ranked == [] and "not axial" in rejected[0][2]
 
 
@@ -218,7 +235,17 @@ def rsna(tmp_path):
 def test_rsna_groups_orders_and_labels_slices(rsna, tmp_path):
     folder, labels, raw6 = rsna
     out = tmp_path / "out"
-    argv = ["rsna", "--dicom-dir", str(folder), "--labels", str(labels), "--out", str(out)]
+    argv = [
+        "rsna",
+        "--dicom-dir",
+        str(folder),
+        "--labels",
+        str(labels),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+    ]
     with pytest.raises(LoadError, match=r"2 row\(s\) cannot be used(.|\n)*ID_x_any"):
         prep.main(argv)  # strict by default: the conflicting and the invalid label rows
     assert not out.exists()
@@ -274,16 +301,19 @@ def test_rsna_groups_orders_and_labels_slices(rsna, tmp_path):
 
 def test_resize_volume_and_safe_id():
     hu = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6)
-    out, spacing, used = prep.resize_volume(hu, (5.0, 0.5, 0.5), 3, "auto")
+    out, spacing, used = series_rules.resize_volume(hu, (5.0, 0.5, 0.5), 3, "auto")
     assert used == "max" and out.shape == (2, 3, 3)
     np.testing.assert_array_equal(out, hu.reshape(2, 3, 2, 3, 2).max(axis=(2, 4)))
     np.testing.assert_allclose(spacing, [5.0, 1.0, 1.0])
-    out, spacing, used = prep.resize_volume(hu, (5.0, 0.5, 0.5), 4, "auto")
+    out, spacing, used = series_rules.resize_volume(hu, (5.0, 0.5, 0.5), 4, "auto")
     assert used == "area" and out.shape == (2, 4, 4)
     np.testing.assert_allclose(spacing, [5.0, 0.75, 0.75])
-    out, spacing, used = prep.resize_volume(hu, (5.0, 0.5, 0.5), 12, "auto")
+    out, spacing, used = series_rules.resize_volume(hu, (5.0, 0.5, 0.5), 12, "auto")
     assert used == "linear" and out.shape == (2, 12, 12)
     np.testing.assert_allclose(spacing, [5.0, 0.25, 0.25])
     with pytest.raises(ValueError, match="Received: slice_size=4"):
-        prep.resize_volume(hu, (5.0, 0.5, 0.5), 4, "max")
-    assert prep.safe_id(" 1.2.3/4 ") == "1.2.3_4" and prep.safe_id("CQ500-CT-7") == "CQ500-CT-7"
+        series_rules.resize_volume(hu, (5.0, 0.5, 0.5), 4, "max")
+    assert (
+        series_rules.safe_id(" 1.2.3/4 ") == "1.2.3_4"
+        and series_rules.safe_id("CQ500-CT-7") == "CQ500-CT-7"
+    )

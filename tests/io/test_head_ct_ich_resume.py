@@ -1,0 +1,121 @@
+"""``data_prep/head_ct_ich.py`` on the shared runner: interrupt and resume, workers, batches."""
+
+import numpy as np
+import pytest
+from data_prep_scripts import load_data_prep_script
+from test_dicom import write_slice  # tests/io/test_dicom.py
+
+from kerasmed.io import head_ct_datasets, load_volume_set
+
+pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+
+prep = load_data_prep_script("head_ct_ich.py", "head_ct_ich_resume")
+SIZE = 4
+
+
+def _study(folder, uid, tag, z_values=(0.0, 5.0, 10.0)):
+    folder.mkdir(parents=True)
+    for k, z in enumerate(z_values):
+        pixels = np.full((SIZE, SIZE), 10 * tag + k, np.int16)
+        write_slice(folder / f"CT{k}.dcm", pixels, (0, 0, z), series_uid=uid, description="Plain")
+
+
+@pytest.fixture
+def cq500(tmp_path):
+    """Five CQ500 studies of one 3-slice series each (study 3's two slices share a position)."""
+    root = tmp_path / "cq500"
+    rows = ["name,Category,R1:ICH,R2:ICH,R3:ICH"]
+    for n in range(5):
+        z = (0.0, 5.0, 5.0) if n == 3 else (0.0, 5.0, 10.0)
+        _study(root / f"CQ500CT{n} CQ500CT{n}" / "Unknown Study" / "CT Plain", f"1.{n}", n, z)
+        rows.append(f"CQ500-CT-{n},B1,{n % 2},{n % 2},0")
+    reads = tmp_path / "reads.csv"
+    reads.write_text("\n".join(rows) + "\n")
+    return ["cq500", "--root", str(root), "--reads", str(reads), "--slice-size", "0",
+            "--min-slices", "3", "--no-progress"]  # fmt: skip
+
+
+def _set(out):
+    """Everything a reader of the set sees: the index, the sources and every array."""
+    data = load_volume_set(out)
+    arrays = [(v.tolist(), s.tolist()) for v, s in zip(data.volumes, data.spacing)]
+    return (out / "labels.csv").read_text(), (out / "sources.csv").read_text(), arrays
+
+
+def test_an_interrupted_run_resumes_with_only_the_rest(cq500, tmp_path, monkeypatch):
+    full, part = tmp_path / "full", tmp_path / "part"
+    expected = prep.main(cq500 + ["--out", str(full), "--workers", "0"])
+    assert (expected["volumes_written"], expected["computed"], expected["resumed"]) == (4, 5, 0)
+    read, reading = [], head_ct_datasets.read_series_files
+
+    def read_or_stop(paths, *args):  # the third study's read is where the run is killed
+        read.append(paths[0].split("CQ500CT")[1][0])
+        if len(read) == 3 and interrupt:
+            raise KeyboardInterrupt
+        return reading(paths, *args)
+
+    interrupt = True
+    monkeypatch.setattr(head_ct_datasets, "read_series_files", read_or_stop)
+    with pytest.raises(KeyboardInterrupt):
+        prep.main(cq500 + ["--out", str(part), "--workers", "0"])
+    assert read == ["0", "1", "2"]
+    assert sorted(p.name for p in (part / "volumes").iterdir()) == [
+        "CQ500-CT-0.npz",
+        "CQ500-CT-1.npz",
+    ]
+    assert not (part / "labels.csv").exists()  # an interrupted run is not a volume set
+    interrupt, read[:] = False, []
+    scanned, scan = [], head_ct_datasets.group_study_series
+    monkeypatch.setattr(
+        head_ct_datasets, "group_study_series", lambda f: scanned.append(f) or scan(f)
+    )
+    summary = prep.main(cq500 + ["--out", str(part), "--workers", "0"])
+    assert read == ["2", "3", "4"]  # the rest only
+    assert scanned == []  # the headers too: from the journal
+    assert (summary["computed"], summary["resumed"]) == (3, 2)
+    assert _set(part) == _set(full)
+    report = (part / "prepare_report.txt").read_text()  # the files named are the study's own
+    assert "CQ500-CT-3: no usable series: 'Plain': ValueError: Duplicate slice positions" in report
+    assert f"{cq500[2]}/CQ500CT3 CQ500CT3/Unknown Study/CT Plain/CT1.dcm and " in report
+    # a complete set with the same settings: nothing to do; other settings need --overwrite
+    read[:] = []
+    again = prep.main(cq500 + ["--out", str(part), "--workers", "0"])
+    assert read == [] and (again["computed"], again["resumed"]) == (0, 5)
+    assert _set(part) == _set(full)
+    with pytest.raises(SystemExit, match=r"other settings \(hu_dtype\); --overwrite"):
+        prep.main(cq500 + ["--out", str(part), "--hu-dtype", "float32"])
+    fresh = prep.main(cq500 + ["--out", str(part), "--workers", "0", "--overwrite"])
+    assert read == ["0", "1", "2", "3", "4"] and fresh["computed"] == 5
+
+
+def test_two_workers_write_what_one_process_writes(cq500, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    first = prep.main(cq500 + ["--out", str(one), "--workers", "0", "--max-studies", "3"])
+    second = prep.main(cq500 + ["--out", str(two), "--workers", "2", "--max-studies", "3"])
+    assert (first["workers"], second["workers"]) == (0, 2)
+    assert _set(one) == _set(two) and len(_set(one)[2]) == 3
+    # after the summary (its "out" and "workers" differ): every section of the report
+    report = [(out / "prepare_report.txt").read_text().split("\n\n", 1)[1] for out in (one, two)]
+    assert report[0] == report[1] and "CQ500CT3 CQ500CT3: no row in reads.csv" not in report[0]
+
+
+def test_rsna_max_series_counts_written_volumes(tmp_path):
+    folder = tmp_path / "train"
+    folder.mkdir()
+    rows = ["ID,Label"]
+    for s, z_values in enumerate([(0.0, 0.0), (0.0, 5.0), (0.0, 5.0), (0.0, 5.0)]):
+        for k, z in enumerate(z_values):
+            pixels = np.full((SIZE, SIZE), s, np.int16)
+            write_slice(folder / f"ID_{s}{k}.dcm", pixels, (0, 0, z), series_uid=f"ID_s{s}")
+            rows.append(f"ID_{s}{k}_any,{int(s == 2 and k == 1)}")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    argv = ["rsna", "--dicom-dir", str(folder), "--labels", str(labels), "--out", str(out),
+            "--slice-size", "0", "--workers", "0", "--no-progress", "--max-series", "2"]  # fmt: skip
+    summary = prep.main(argv)  # ID_s0 is refused (two slices at z=0): ID_s1, ID_s2 are written
+    data = load_volume_set(out)
+    assert data.ids == ["ID_s1", "ID_s2"] and data.labels.tolist() == [0, 1]
+    assert [s.tolist() for s in data.slice_labels] == [[0, 0], [0, 1]]
+    assert (summary["computed"], summary["volumes_written"]) == (3, 2)
+    assert "series ID_s0: " in (out / "prepare_report.txt").read_text()
