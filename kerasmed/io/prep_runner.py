@@ -164,6 +164,12 @@ def run_script(main, argv=None):
 # ---------------------------------------------------------------- atomic writes
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path`; moves it onto `path` if the block succeeds.
@@ -187,6 +193,8 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield temporary
+        # mkstemp creates the file for its owner only; give it what a plain open() would
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -15,6 +15,7 @@ from kerasmed.io import (
     positive_int,
     run_prep,
     save_npz_atomic,
+    write_text_atomic,
 )
 
 
@@ -140,3 +141,10 @@ def test_arguments_and_task_checks(tmp_path, capsys):
         run_prep([PrepTask("a"), PrepTask("a")], square_file, tmp_path / "s", progress=False)
     with pytest.raises(ValueError, match="Received: workers=-2"):
         run_prep([PrepTask("a")], square_file, tmp_path / "s", workers=-2)
+
+
+def test_atomic_outputs_get_the_permissions_of_a_plain_open(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = write_text_atomic(tmp_path / "atomic.txt", "x")
+    assert os.stat(atomic).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
