@@ -89,3 +89,156 @@ def test_missing_model_is_not_tested_and_unknown_experiment_has_no_verdict():
     assert verdict(_results("nosuch", {}, {})) is None
     broken = verdict(_results("fcslstm", {m: {"dice": 0.5} for m in FCSLSTM_HOLDS}, {}))
     assert broken.holds is None and "could not be computed" in broken.evidence
+
+
+# Findings: the further checks the notebooks of papers 000-002 print (both outcomes each).
+
+TLSTM_FULL = {
+    "single_image": _f(0.70),
+    "lstm": _f(0.72),
+    "lstm_with_delta": _f(0.76),
+    "tlstm_v1": _f(0.80),
+    "tlstm_v2": _f(0.79),
+    "tlstm_v1_encoded": _f(0.85),
+    "tlstm_v1_shuffled_delta": _f(0.73),
+}
+ICH_FULL = {
+    **ICH_HOLDS,
+    "cnn_bilstm_staged": {"auc": 0.90, "specificity": 0.70, "sensitivity": 0.98},
+    "cnn_bilstm_lstm_only": {"auc": 0.82, "specificity": 0.50, "sensitivity": 0.98},
+}
+ICH_EXTRA = {"delong_p_values": {"max_prob": 0.01, "svm": 0.2, "cnn_bilstm_lstm_only": 0.04}}
+FCSLSTM_FULL = {
+    "fcn": {"mpa": 0.85, "mpa_train": 0.90, "mpa_heldout": 0.80},
+    "fcslstm": {"mpa": 0.86, "mpa_train": 0.91, "mpa_heldout": 0.80},
+    "bi_fcslstm": {"mpa": 0.90, "mpa_train": 0.95, "mpa_heldout": 0.82},
+}
+FCSLSTM_EXTRA = {
+    "protocol": {"test_timepoint": 3},
+    "mpa_per_timepoint": {
+        "fcn": [0.92, 0.90, 0.85, 0.89, 0.93],
+        "fcslstm": [0.85, 0.91, 0.86, 0.90, 0.93],
+        "bi_fcslstm": [0.94, 0.93, 0.90, 0.93, 0.95],
+    },
+}
+
+
+def _f_entry(value):  # an f_measure entry
+    return _f(value)["f_measure"]
+
+
+def _finding(results, words):
+    found = [f for f in verdicts.findings(results) if words in f.claim]
+    assert len(found) == 1, [f.claim for f in verdicts.findings(results)]
+    return found[0]
+
+
+# (experiment, models, extra, words of the claim, model, metric, value breaking it)
+FINDING_CASES = [
+    ("tlstm", TLSTM_FULL, {}, "raw-δ tLSTMs", "tlstm_v2", "f_measure", _f_entry(0.74)),
+    ("tlstm", TLSTM_FULL, {}, "cell's", "lstm_with_delta", "f_measure", _f_entry(0.83)),
+    ("tlstm", TLSTM_FULL, {}, "shuffled", "tlstm_v1_shuffled_delta", "f_measure", _f_entry(0.84)),
+    ("ich", ICH_FULL, ICH_EXTRA, "(stage 3)", "cnn_bilstm_lstm_only", "auc", 0.95),
+    ("ich", ICH_FULL, ICH_EXTRA, "buys specificity", "cnn_bilstm_lstm_only", "specificity", 0.7),
+    ("ich", ICH_FULL, ICH_EXTRA, "slice features", "svm", "auc", 0.80),
+    ("ich", ICH_FULL, ICH_EXTRA, "SVM inferior", "svm", "auc", 0.91),
+    ("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA, "on the test time", "fcslstm", "mpa", 0.85),
+    ("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA, "training time", "fcslstm", "mpa_train", 0.89),
+    ("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA, "never trained", "bi_fcslstm", "mpa_heldout", 0.86),
+]
+
+
+@pytest.mark.parametrize("case", FINDING_CASES, ids=[f"{c[0]}-{c[3]}" for c in FINDING_CASES])
+def test_finding_holds_and_breaks_with_the_numbers(case):
+    experiment, models, extra, words, model, metric, breaking = case
+    good = _finding(_results(experiment, models, extra), words)
+    assert good.holds is True, good.text
+    bad_models = {**models, model: {**models[model], metric: breaking}}
+    bad = _finding(_results(experiment, bad_models, extra), words)
+    assert bad.holds is False, bad.text
+
+
+def test_findings_of_a_full_run_all_hold_and_print():
+    for experiment, models, extra in (
+        ("tlstm", TLSTM_FULL, {}),
+        ("ich", ICH_FULL, ICH_EXTRA),
+        ("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA),
+    ):
+        results = _results(experiment, models, extra)
+        found = verdicts.findings(results)
+        assert found and all(f.holds is True for f in found), [f.text for f in found]
+        text = verdicts.format_verdicts(results)
+        assert text.count("[reproduced] ") == 1 + len(found), text
+    assert verdicts.findings(_results("two-step", TWO_STEP_HOLDS, {})) == []
+    assert verdicts.format_verdicts(_results("nosuch", {}, {})) == ""
+
+
+def test_tlstm_findings_give_the_papers_gain_and_ours():
+    results = _results("tlstm", TLSTM_FULL, {})
+    raw = _finding(results, "raw-δ tLSTMs").evidence
+    assert "tlstm_v1 0.800 - lstm 0.720 = +0.080 (paper +0.194, ours 41% of it)" in raw
+    assert "tlstm_v2" in raw and "paper +0.150" in raw
+    cell = _finding(results, "cell's").evidence
+    # an LSTM that sees δ gets +0.04 of the tLSTM's +0.13: 31 % of the gain
+    assert "= +0.090" in cell and "+0.040 of the tLSTM's +0.130" in cell and "(31%)" in cell
+
+
+def test_ich_operating_point_is_compared_with_the_papers():
+    found = _finding(_results("ich", ICH_FULL, ICH_EXTRA), "buys specificity")
+    assert "staged 0.700 (at sensitivity 0.98) - lstm_only 0.500 = +0.200" in found.evidence
+    assert "staged - paper's 0.78 = -0.080" in found.evidence
+    staged = _finding(_results("ich", ICH_FULL, ICH_EXTRA), "SVM inferior")
+    assert "DeLong p 0.2" in staged.evidence
+
+
+def test_fcslstm_per_time_point_findings():
+    results = _results("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA)
+    cross = _finding(results, "catches up")
+    assert cross.holds is True and "cross between time points 1 and 2" in cross.evidence
+    assert _finding(results, "most challenging").holds is True
+    assert _finding(results, "every time point").holds is True
+
+    below = {**FCSLSTM_EXTRA["mpa_per_timepoint"], "fcslstm": [0.85, 0.89, 0.84, 0.88, 0.92]}
+    other = _results("fcslstm", FCSLSTM_FULL, {**FCSLSTM_EXTRA, "mpa_per_timepoint": below})
+    cross = _finding(other, "catches up")
+    assert cross.holds is False and "do not cross" in cross.evidence
+
+    curves = {
+        **FCSLSTM_EXTRA["mpa_per_timepoint"],
+        "fcn": [0.80, 0.90, 0.85, 0.89, 0.93],
+        "bi_fcslstm": [0.79, 0.93, 0.90, 0.93, 0.95],
+    }
+    other = _results("fcslstm", FCSLSTM_FULL, {**FCSLSTM_EXTRA, "mpa_per_timepoint": curves})
+    hardest = _finding(other, "most challenging")
+    assert (
+        hardest.holds is False and "lowest at time point 1, test time point 3" in hardest.evidence
+    )
+    assert _finding(other, "every time point").holds is False
+
+
+def test_findings_without_their_numbers_are_not_tested():
+    results = _results("fcslstm", {m: {"mpa": 0.8, "mpa_train": 0.8} for m in FCSLSTM_FULL}, {})
+    found = {f.claim: f for f in verdicts.findings(results)}
+    assert _finding(results, "catches up").holds is None
+    assert "no per-time-point mPA" in _finding(results, "catches up").evidence
+    assert "no held-out subjects" in _finding(results, "never trained").evidence
+    assert len(found) == len(verdicts.FINDINGS["fcslstm"])
+    lstm_only = _results("tlstm", {"lstm": _f(0.7), "single_image": _f(0.6)}, {})
+    assert all(f.holds is None for f in verdicts.findings(lstm_only))
+    broken = {**FCSLSTM_EXTRA, "mpa_per_timepoint": {"fcn": None, "fcslstm": None}}
+    crossing = _finding(_results("fcslstm", FCSLSTM_FULL, broken), "most challenging")
+    assert crossing.holds is None and "could not be computed" in crossing.evidence
+
+
+def test_the_papers_numbers_in_the_findings_are_the_experiments():
+    from kerasmed.experiments import fcslstm, ich, longitudinal
+
+    for model, value in verdicts._TLSTM_PAPER_F.items():
+        assert longitudinal.PAPER[model]["f_measure"]["avg"] == value
+    assert ich.PAPER["cnn_bilstm_staged"]["specificity"] == 0.78
+    assert ich.PAPER["cnn_bilstm_lstm_only"]["auc"] == 0.87
+    assert (fcslstm.PAPER["fcslstm"]["mpa"], fcslstm.PAPER["fcn"]["mpa"]) == (0.853, 0.85)
+    assert (fcslstm.PAPER["fcslstm"]["mpa_train"], fcslstm.PAPER["fcn"]["mpa_train"]) == (
+        0.935,
+        0.92,
+    )

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Literal
 
 from kerasmed.experiments.config import Preset, make_presets
+from kerasmed.experiments.departures import PaperSetting
 
 TITLE = "Paper 001: hemorrhage in whole head CTs, slice CNN + 2 x BiLSTM, staged training"
 NOTEBOOK = "notebooks/02_ich_cnn_bilstm.ipynb"
@@ -121,5 +122,107 @@ PRESETS = make_presets(
         ),
         runtime="~1 day",
         hardware="one GPU",
+    ),
+)
+
+
+_CPU = "minutes on a 2-core CPU"
+_PHANTOM = "the embedded phantom (the paper's CTs are not public); `--data-dir` reads CQ500 / RSNA"
+
+# The paper's settings (Sections II-III, Tables 2-3): `kerasmed.experiments.departures` lists
+# where a run differs.
+PAPER_SETTINGS = (
+    PaperSetting(
+        None,
+        "1930 non-contrast head CTs (Radboudumc, not public)",
+        "data",
+        _PHANTOM,
+        ours="synthetic head CTs with bleeds and single-slice mimics (`simulate_head_ct`)",
+        embedded_only=True,
+    ),
+    PaperSetting("num_train", 1448, "training volumes", _PHANTOM, embedded_only=True),
+    PaperSetting("num_val", 96, "validation volumes", _PHANTOM, embedded_only=True),
+    PaperSetting("num_test", 386, "test volumes", _PHANTOM, embedded_only=True),
+    PaperSetting(
+        "slice_size", 256, "slice size after the 2x2 maximum filter", _CPU, embedded_only=True
+    ),
+    PaperSetting(
+        "min_slices", 140, "fewest slices after the z filter (280 before)", _CPU, embedded_only=True
+    ),
+    PaperSetting(
+        "max_slices", 225, "most slices after the z filter (450 before)", _CPU, embedded_only=True
+    ),
+    PaperSetting(
+        None,
+        "slice labels on 170 of the 1448 training CTs (Table 3)",
+        "slice labels for stage 1",
+        "the phantom (and RSNA 2019) labels the slices of every training volume",
+        ours="the slice labels of every training volume that has them",
+    ),
+    PaperSetting("z_factor", 2, "maximum filter along z (volume stages)", _CPU),
+    PaperSetting(
+        "z_factor",
+        "none (2x2 in-plane only)",
+        "maximum filter along z of the stage-1 slices",
+        "the volumes are filtered once, before every stage, so stage 1 reads the z-filtered "
+        "slices too (the paper filters z for stages 2-3 only)",
+        ours=lambda c: f"{c.z_factor} (the volumes' filter)",
+        matches=lambda ours, paper: ours == 1,
+    ),
+    PaperSetting("base_filters", 16, "filters of the CNN's first unit", _CPU),
+    PaperSetting("feature_dim", 512, "slice feature vector", _CPU),
+    PaperSetting("lstm_units", 512, "units of each BiLSTM", _CPU),
+    PaperSetting("dropout", 0.5, "dropout before the dense layers", "-"),
+    PaperSetting(
+        "cnn_initializer",
+        "not given",
+        "slice CNN initializer",
+        "with Glorot's the 12-layer ReLU stack shrinks the signal ~10x every two layers and the "
+        "CNN does not start learning",
+        matches=lambda ours, paper: False,
+    ),
+    PaperSetting(
+        "pretrain_learning_rate",
+        1e-4,
+        "stage-1 learning rate (Adam)",
+        "the paper's rate needs far more batches than a quick run has",
+    ),
+    PaperSetting(
+        "pretrain_batch", 25, "stage-1 batch (slices)", "kerasmed's quick choice (any size works)"
+    ),
+    PaperSetting(
+        "volumes_per_epoch",
+        1000,
+        "volumes per epoch of stages 2-3",
+        _CPU,
+    ),
+    PaperSetting(
+        "lstm_epochs",
+        13,
+        "stage-2 epochs (the paper: best model after ~13,000 volumes)",
+        _CPU,
+        ours=lambda c: f"{c.lstm_epochs} ({c.lstm_epochs * c.volumes_per_epoch:,} volumes)",
+    ),
+    PaperSetting(
+        "finetune_epochs",
+        14,
+        "stage-3 epochs (the paper: best model after ~14,000 volumes)",
+        _CPU,
+        ours=lambda c: f"{c.finetune_epochs} ({c.finetune_epochs * c.volumes_per_epoch:,} volumes)",
+    ),
+    PaperSetting(
+        "volume_batch",
+        1,
+        "batch (volumes)",
+        "4 volumes padded to one length and masked are faster on a CPU than 4 single steps",
+        ours=lambda c: f"{c.volume_batch}, padded and masked" if c.volume_batch > 1 else "1",
+    ),
+    PaperSetting(
+        "augment",
+        "rotations (+-25 deg), mirroring, shifts (+-15 voxels)",
+        "augmentation (Section III-C)",
+        'a quick run of a few hundred steps; `augment="paper"` turns it on',
+        ours=lambda c: "the paper's" if c.augment == "paper" else "none",
+        matches=lambda ours, paper: ours == "paper",
     ),
 )
