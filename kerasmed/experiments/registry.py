@@ -16,6 +16,7 @@ checks of ``--set`` overrides import no Keras.
      "paper": {same shape, the paper's published numbers},
      "overrides": {dotted key: value}, "config": {the resolved config},
      "verdict": {"claim": str, "holds": bool | None, "evidence": str, "text": str},
+     "findings": [the further checks, each shaped as "verdict"],
      "departures": [{"setting": str, "paper": ..., "ours": ..., "why": str}],
      "files": [every file the run wrote in `out`, results.json included], ...extra keys...}
 
@@ -38,7 +39,7 @@ from pathlib import Path
 
 from kerasmed.experiments.config import Preset, config_to_dict, normalize_overrides, resolve_config
 from kerasmed.experiments.departures import departures
-from kerasmed.experiments.verdicts import verdict
+from kerasmed.experiments.verdicts import findings, verdict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,6 +252,7 @@ def run_experiment(
     found = verdict(results)
     if found is not None:
         results["verdict"] = found.to_dict()
+    results["findings"] = [f.to_dict() for f in findings(results)]
     results["departures"] = [
         d.to_dict()
         for d in departures(config, get_experiment(name).paper_settings, embedded=data_dir is None)
@@ -386,11 +388,13 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def format_table(results: dict) -> str:
+def format_table(results: dict, verdicts: bool = True) -> str:
     """Formats the paper-vs-ours table: one block per metric, one row per model and source.
 
     Per-label metrics get a column per label plus ``avg``; plain metrics get one column.
-    Models or metrics the paper did not report show ``-`` on the paper row.
+    Models or metrics the paper did not report show ``-`` on the paper row. With `verdicts`,
+    the run's verdict and findings (`kerasmed.experiments.verdicts`) follow the table (the
+    notebooks print them in a cell of their own, with ``verdicts=False`` here).
     """
     ours, paper = results["models"], results.get("paper", {})
     metrics = []
@@ -431,8 +435,11 @@ def format_table(results: dict) -> str:
                 name = model if source == "ours" else ""
                 lines.append(f"{name:<{width}}{source:<8}" + "".join(f"{c:>10}" for c in cells))
     lines += ["", *_legend(results, per_label)]
-    if results.get("verdict"):
+    if verdicts and results.get("verdict"):
         lines.append(f"Verdict: {results['verdict']['text']}")
+    if verdicts and results.get("findings"):
+        lines.append("Findings:")
+        lines += [f"  {f['text']}" for f in results["findings"]]
     return "\n".join(lines)
 
 

@@ -44,6 +44,11 @@ def test_tiny_run_writes_results_and_figures(tmp_path):
     for name in ("sequence.png", "learning_curves.png", "f_measure.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert saved["overrides"] == json.loads(json.dumps(TINY))
+    # results.json carries the findings its notebook prints
+    from kerasmed.experiments.verdicts import findings
+
+    assert saved["findings"] == json.loads(json.dumps([f.to_dict() for f in findings(saved)]))
+    assert len(saved["findings"]) >= 2
     assert saved["config"] == json.loads(json.dumps(vars(get_config("tlstm", "quick", **TINY))))
     # The trained image CNN's weights load into the CNN the same config builds.
     cnn = exp.build_image_cnn(get_config("tlstm", "quick", **TINY))

@@ -242,3 +242,27 @@ def test_the_papers_numbers_in_the_findings_are_the_experiments():
         0.935,
         0.92,
     )
+
+
+def test_the_cli_table_lists_the_findings_unless_asked_not_to():
+    from kerasmed.experiments.registry import format_table
+
+    results = {
+        "experiment": "fcslstm",
+        "preset": "quick",
+        "backend": "tensorflow",
+        "seconds": 1.0,
+        "models": {
+            "fcn": {"mpa": 0.85, "mpa_train": 0.92},
+            "fcslstm": {"mpa": 0.86, "mpa_train": 0.90},
+            "bi_fcslstm": {"mpa": 0.90, "mpa_train": 0.95},
+        },
+    }
+    results["verdict"] = verdict(results).to_dict()
+    results["findings"] = [f.to_dict() for f in verdicts.findings(results)]
+    assert results["findings"]
+    table = format_table(results)
+    assert "Findings:" in table
+    assert all(f["text"] in table for f in results["findings"])
+    assert "Findings:" not in format_table(results, verdicts=False)
+    assert "Verdict:" not in format_table(results, verdicts=False)
