@@ -85,7 +85,7 @@ PAPER = {
 }
 
 TARGET_SENSITIVITY = 0.98
-_BASELINES = ("max_prob", "p95_prob", "svm")
+BASELINES = ("max_prob", "p95_prob", "svm")
 
 _VOLUME_KEYS = ("loss", "val_auc")
 
@@ -221,7 +221,8 @@ def build_models(config, slice_shape=None, seed=0, name="ich"):
     return cnn, model
 
 
-def _slice_shape(data):
+def input_slice_shape(data):
+    """The model's slice input ``(H, W, 1)`` for the volumes of `data` (from `load_data`)."""
     return (*data["train"]["volumes"][0].shape[1:], 1)
 
 
@@ -349,7 +350,7 @@ def train_volume_stages(trainer, data, config, seed=0, verbose=True):
 
 def train_scratch(data, config, seed=0, verbose=True):
     """The full model trained end to end from random weights, with the volume stages' budget."""
-    _, model = build_models(config, _slice_shape(data), seed=seed + 100, name="scratch")
+    _, model = build_models(config, input_slice_shape(data), seed=seed + 100, name="scratch")
     best = KeepBestWeights("val_auc", mode="max")
     history = train_end_to_end(
         model, _volume_data(data["train"], config, seed + 2, shuffle=True),
@@ -422,7 +423,7 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, stream=No
     config = resolve_config(PRESETS, preset, overrides, experiment="ich")
     log = logger("ich", verbose)
     data = load_data(config, data_dir, seed, verbose, stream)
-    cnn, model = build_models(config, _slice_shape(data), seed=seed)
+    cnn, model = build_models(config, input_slice_shape(data), seed=seed)
     trainer = StagedTrainer(cnn, model, jit_compile=config.jit_compile)
 
     timings, histories = {}, {}

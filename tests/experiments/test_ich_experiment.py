@@ -82,7 +82,7 @@ def test_stage_one_needs_slice_labels():
     data = exp.load_data(TINY_CONFIG, verbose=False)
     for part in data.values():
         part["slice_labels"] = [np.full(len(v), -1) for v in part["volumes"]]
-    cnn, model = exp.build_models(TINY_CONFIG, exp._slice_shape(data))
+    cnn, model = exp.build_models(TINY_CONFIG, exp.input_slice_shape(data))
     with pytest.raises(ValueError, match="slice labels"):
         exp.pretrain_slice_cnn(exp.StagedTrainer(cnn, model), data, TINY_CONFIG, verbose=False)
 
