@@ -17,11 +17,13 @@ dataset size (epochs x steps per epoch x how many models of that kind; every cou
 under ``"counts"``, every assumption under ``"assumptions"``). Only training steps are counted:
 validation passes, feature extraction, the baselines and the data preparation come on top.
 
-Models that read 256 x 256 or larger images are measured at a batch of at most
+Models that read 224 x 224 or larger images are measured at a batch of at most
 ``--max-batch`` (default 8: the paper batches of EfficientNetB3, Swin and InceptionV3 at these
 sizes need tens of GB for activations) and their step time scaled by ``paper batch / measured
 batch`` (a per-step overhead is scaled with it, so the estimate errs high); the peak RSS is that
-of the measured batch. ``--quick``: the quick presets' shapes and counts (a smoke run).
+of the measured batch. A measurement whose resident memory passes ``--max-rss-gb`` (default 8)
+is stopped and reported as an error. ``--quick``: the quick presets' shapes and counts (a
+smoke run).
 
 Prints one JSON document: backend, versions, load averages, settings, counts, assumptions,
 one result per measured model and the per-experiment totals in hours.
@@ -105,7 +107,7 @@ def plan(name, config, quick, max_batch):
     jobs, counts, assumptions = [], {}, []
 
     def capped(batch, size):
-        return min(batch, max_batch) if size >= 256 else batch
+        return min(batch, max_batch) if size >= 224 else batch
 
     if name == "tlstm":
         _check_tlstm_lengths(config)
@@ -247,8 +249,13 @@ def plan(name, config, quick, max_batch):
                      "classes": classes, "train_steps": per_model * num_models,
                      "counted_as": f"{num_models} models (same network, one per preprocessing)"})  # fmt: skip
         assumptions += [
-            f"data: ImageCLEF 2009's {train_images} training images, {classes} classes "
-            f"(paper 004, Section III-A{'; quick: a made-up 6' if quick else ''})",
+            f"data: {train_images} training images and {classes} classes ("
+            + (
+                "the quick preset's phantom; 6 classes assumed"
+                if quick
+                else "ImageCLEF 2009, paper 004 Section III-A"
+            )
+            + ")",
             f"the {num_models} models (padding x enhancement) are one network on differently "
             f"preprocessed images of the same shape: one measured step, counted {num_models} "
             "times",
@@ -403,12 +410,28 @@ def build(job):
     raise ValueError(f"Unknown experiment. Received: experiment={name!r}")
 
 
+def _rss_guard(limit_mb, result):
+    """Ends this process when its resident memory passes `limit_mb` (a shared machine)."""
+    import threading
+
+    def watch():
+        while True:
+            if rss_mb() > limit_mb:
+                error = f"stopped: resident memory above --max-rss-gb ({limit_mb / 1024:g} GB)"
+                print("RESULT " + json.dumps({**result, "error": error}), flush=True)
+                os._exit(3)
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def worker(job):
     import keras
 
     result = {key: job[key] for key in ("experiment", "model", "batch", "paper_batch")}
     if "length" in job:
         result["length"] = job["length"]
+    _rss_guard(job["max_rss_gb"] * 1024, result)
     start = time.perf_counter()
     model, x, y = build(job)
     result["build_seconds"] = round(time.perf_counter() - start, 2)
@@ -456,18 +479,20 @@ def main(argv=None):
                         choices=EXPERIMENTS)  # fmt: skip
     parser.add_argument("--steps", type=int, default=1, help="timed steps after the warm-up")
     parser.add_argument("--max-batch", type=int, default=8,
-                        help="largest measured batch of a model reading >= 256 x 256 images")  # fmt: skip
+                        help="largest measured batch of a model reading >= 224 x 224 images")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="the quick presets: a smoke run")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per measurement")
+    parser.add_argument("--max-rss-gb", type=float, default=8.0,
+                        help="a measurement whose resident memory passes this is stopped")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(json.loads(args.worker))
         return
-    if args.steps < 1 or args.max_batch < 1:
+    if args.steps < 1 or args.max_batch < 1 or not args.max_rss_gb > 0:
         raise ValueError(
-            f"`--steps` and `--max-batch` must be >= 1. Received: steps={args.steps}, "
-            f"max_batch={args.max_batch}"
+            "`--steps` and `--max-batch` must be >= 1 and `--max-rss-gb` > 0. Received: "
+            f"steps={args.steps}, max_batch={args.max_batch}, max_rss_gb={args.max_rss_gb}"
         )
     from kerasmed.experiments import get_config
 
@@ -479,7 +504,7 @@ def main(argv=None):
         jobs, counts, assumptions = plan(name, get_config(name, preset), args.quick, args.max_batch)
         results = []
         for job in jobs:
-            job = {**job, "steps": args.steps}
+            job = {**job, "steps": args.steps, "max_rss_gb": args.max_rss_gb}
             load = os.getloadavg()[0]
             out = run_worker(__file__, job, args.timeout, {"KERAS_BACKEND": backend}, 3)
             out["load_average_1min"] = [round(load, 2), round(os.getloadavg()[0], 2)]
@@ -491,7 +516,9 @@ def main(argv=None):
             "assumptions": assumptions,
             "results": results,
             "total_hours": round(sum(r["hours"] for r in results), 2) if complete else None,
-            "peak_rss_mb": max((r.get("peak_rss_mb", 0) for r in results), default=None),
+            "peak_rss_mb": max(
+                (r["peak_rss_mb"] for r in results if "peak_rss_mb" in r), default=None
+            ),  # fmt: skip
         }
     report = {
         "benchmark": "paper_preset_cost",
