@@ -18,8 +18,8 @@ under ``"counts"``, every assumption under ``"assumptions"``). Only training ste
 validation passes, feature extraction, the baselines and the data preparation come on top.
 
 Models that read 224 x 224 or larger images are measured at a batch of at most
-``--max-batch`` (default 8: the paper batches of EfficientNetB3, Swin and InceptionV3 at these
-sizes need tens of GB for activations) and their step time scaled by ``paper batch / measured
+``--max-batch`` (default 8: at batch 8, EfficientNetB3, the Swin head and InceptionV3 already
+took 3.6-6.3 GB on TensorFlow, and the 2D CNN's paper batch is 128 slices) and their step time scaled by ``paper batch / measured
 batch`` (a per-step overhead is scaled with it, so the estimate errs high); the peak RSS is that
 of the measured batch. A measurement whose resident memory passes ``--max-rss-gb`` (default 8)
 is stopped and reported as an error. ``--quick``: the quick presets' shapes and counts (a
@@ -30,6 +30,7 @@ one result per measured model and the per-experiment totals in hours.
 """
 
 import argparse
+import dataclasses
 import importlib.metadata
 import inspect
 import json
@@ -48,7 +49,7 @@ XRAY_QUICK_CLASSES = 6
 
 
 # ---------------------------------------------------------------------------------------------
-# Step counts (no Keras)
+# Step counts
 
 
 def _tlstm_lengths(config, seed=0):
@@ -80,18 +81,12 @@ def _check_tlstm_lengths(config, count=12, seed=0):
     from kerasmed.data import simulate_longitudinal_digits
 
     data = simulate_longitudinal_digits(count, image_size=12, seed=seed)
-    small = dataclass_replace(config, num_train=count - 2, num_test=2)
+    small = dataclasses.replace(config, num_train=count - 2, num_test=2)
     total = small.num_train + small.num_test
     order = np.random.default_rng(seed).permutation(total)
     expected = np.asarray(data.lengths)[np.sort(order[small.num_test :])]
     if not np.array_equal(_tlstm_lengths(small, seed), expected):
         raise RuntimeError("the simulator's sequence lengths changed: update _tlstm_lengths")
-
-
-def dataclass_replace(config, **changes):
-    import dataclasses
-
-    return dataclasses.replace(config, **changes)
 
 
 def plan(name, config, quick, max_batch):
