@@ -300,23 +300,6 @@ def _p_value(results, model):
 
 
 @_finding(
-    "Section IV-B: end-to-end training (stage 3) raises the AUC over the LSTM-only stage 2 "
-    "(paper 0.87 -> 0.96, p < 0.0001)"
-)
-def _ich_end_to_end(results, claim):
-    auc = _needed(claim, results, ("cnn_bilstm_staged", "cnn_bilstm_lstm_only"), "auc")
-    if isinstance(auc, Verdict):
-        return auc
-    gain = auc["cnn_bilstm_staged"] - auc["cnn_bilstm_lstm_only"]
-    evidence = (
-        f"AUC staged {auc['cnn_bilstm_staged']:.3f} - lstm_only "
-        f"{auc['cnn_bilstm_lstm_only']:.3f} = {gain:+.3f} (paper +0.09)"
-        + _p_value(results, "cnn_bilstm_lstm_only")
-    )
-    return Verdict(claim, gain > 0, evidence)
-
-
-@_finding(
     "Section IV-B: at sensitivity 0.98 end-to-end training buys specificity: the staged "
     "model above the LSTM-only stage (the paper's staged model: 0.78)"
 )
@@ -334,32 +317,40 @@ def _ich_operating_point(results, claim):
     return Verdict(claim, staged > lstm_only, evidence)
 
 
-@_finding(
-    "Section IV: the SVM on the CNN's slice features (AUC 0.90) above the LSTM-only stage (0.87)"
-)
-def _ich_svm_vs_lstm_only(results, claim):
-    auc = _needed(claim, results, ("svm", "cnn_bilstm_lstm_only"), "auc")
-    if isinstance(auc, Verdict):
-        return auc
-    gap = auc["svm"] - auc["cnn_bilstm_lstm_only"]
-    evidence = (
-        f"AUC svm {auc['svm']:.3f} - lstm_only {auc['cnn_bilstm_lstm_only']:.3f} = {gap:+.3f} "
-        "(paper +0.03)"
-    )
-    return Verdict(claim, gap > 0, evidence)
+def _gap_finding(claim, better, worse, metric, paper_gap, label, p_value=None):
+    """A finding: `better`'s `metric` above `worse`'s; the evidence gives the gap beside the
+    paper's (`paper_gap`) and, with `p_value`, the DeLong p of that model against the reference."""
+
+    def check(results, claim):
+        value = _needed(claim, results, (better, worse), metric)
+        if isinstance(value, Verdict):
+            return value
+        gap = value[better] - value[worse]
+        short = {m: m.removeprefix("cnn_bilstm_") for m in (better, worse)}
+        evidence = (
+            f"{label} {short[better]} {value[better]:.3f} - {short[worse]} {value[worse]:.3f} "
+            f"= {gap:+.3f} (paper {paper_gap:+.3g})"
+            + ("" if p_value is None else _p_value(results, p_value))
+        )
+        return Verdict(claim, gap > 0, evidence)
+
+    check.__name__ = f"_{better}_above_{worse}_{metric}"
+    return _finding(claim)(check)
 
 
-@_finding("Section V: the SVM inferior to the staged CNN + BiLSTM (AUC 0.90 vs 0.96)")
-def _ich_staged_vs_svm(results, claim):
-    auc = _needed(claim, results, ("cnn_bilstm_staged", "svm"), "auc")
-    if isinstance(auc, Verdict):
-        return auc
-    gap = auc["cnn_bilstm_staged"] - auc["svm"]
-    evidence = (
-        f"AUC staged {auc['cnn_bilstm_staged']:.3f} - svm {auc['svm']:.3f} = {gap:+.3f} "
-        "(paper +0.06)" + _p_value(results, "svm")
-    )
-    return Verdict(claim, gap > 0, evidence)
+_ich_end_to_end = _gap_finding(
+    "Section IV-B: end-to-end training (stage 3) raises the AUC over the LSTM-only stage 2 "
+    "(paper 0.87 -> 0.96, p < 0.0001)",
+    "cnn_bilstm_staged", "cnn_bilstm_lstm_only", "auc", 0.09, "AUC", p_value="cnn_bilstm_lstm_only",
+)  # fmt: skip
+_ich_svm_vs_lstm_only = _gap_finding(
+    "Section IV: the SVM on the CNN's slice features (AUC 0.90) above the LSTM-only stage (0.87)",
+    "svm", "cnn_bilstm_lstm_only", "auc", 0.03, "AUC",
+)  # fmt: skip
+_ich_staged_vs_svm = _gap_finding(
+    "Section V: the SVM inferior to the staged CNN + BiLSTM (AUC 0.90 vs 0.96)",
+    "cnn_bilstm_staged", "svm", "auc", 0.06, "AUC", p_value="svm",
+)  # fmt: skip
 
 
 def _fcslstm_forward(metric, where, paper):
@@ -367,20 +358,7 @@ def _fcslstm_forward(metric, where, paper):
         f"Section 3: the forward FCSLSTM above the FCN on {where} "
         f"(paper {paper[0]:.3f} vs {paper[1]:.3f}, {paper[0] - paper[1]:+.3f})"
     )
-
-    def check(results, claim):
-        mpa = _needed(claim, results, ("fcslstm", "fcn"), metric)
-        if isinstance(mpa, Verdict):
-            return mpa
-        gap = mpa["fcslstm"] - mpa["fcn"]
-        evidence = (
-            f"mPA fcslstm {mpa['fcslstm']:.3f} - fcn {mpa['fcn']:.3f} = {gap:+.3f} "
-            f"(paper {paper[0] - paper[1]:+.3f})"
-        )
-        return Verdict(claim, gap > 0, evidence)
-
-    check.__name__ = f"_fcslstm_forward_{metric}"
-    return _finding(claim)(check)
+    return _gap_finding(claim, "fcslstm", "fcn", metric, paper[0] - paper[1], "mPA")
 
 
 def _per_timepoint(results, claim, needed):
