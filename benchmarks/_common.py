@@ -9,13 +9,17 @@ A script imports them as ``from _common import ...`` (a script's own folder is f
 - `jax_temp_mb`: XLA's own figure for the temporary buffers of a gradient step (JAX's CPU
   allocator keeps freed memory, so the process RSS hardly tells variants apart);
 - `median_seconds`: the median wall time of `repeats` calls after one warm-up (compiling) call;
+- `report_header`: the head of a script's JSON document (benchmark, backend, versions, cores,
+  load averages before and after);
 - `run_worker`: runs ``<script> --worker <config JSON>`` in a fresh process (so its peak RSS is
   its own) and returns the dict it printed on a ``RESULT {...}`` line, or the config with an
   ``"error"`` (a timeout or the last lines of its output).
 """
 
+import importlib.metadata
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -89,3 +93,20 @@ def run_worker(script, config, timeout, env=None, error_lines=1):
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
     return {**config, "error": (done.stderr or done.stdout).strip().splitlines()[-error_lines:]}
+
+
+def report_header(benchmark, backend, load_before):
+    """The first keys of a benchmark's JSON: what ran, where, and how busy the machine was.
+
+    `load_before` is ``os.getloadavg()`` taken when the measurements started; the load after is
+    read now (call this once they are done).
+    """
+    return {
+        "benchmark": benchmark,
+        "backend": backend,
+        "keras": importlib.metadata.version("keras"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+    }

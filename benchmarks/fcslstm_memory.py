@@ -34,14 +34,12 @@ machine may be shared), and the list of results.
 """
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import sys
 import time
 
-from _common import RssSampler, jax_temp_mb, peak_rss_mb, rss_mb, run_worker
+from _common import RssSampler, jax_temp_mb, peak_rss_mb, report_header, rss_mb, run_worker
 
 
 def _build(config):
@@ -156,13 +154,7 @@ def main(argv=None):
         results.append(out)
         print(json.dumps(out), file=sys.stderr, flush=True)
     report = {
-        "benchmark": "fcslstm_memory",
-        "backend": backend,
-        "keras": importlib.metadata.version("keras"),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        **report_header("fcslstm_memory", backend, load_before),
         "settings": {**base, "steps": args.steps, "quick": args.quick},
         "results": results,
     }

@@ -31,17 +31,15 @@ one result per measured model and the per-experiment totals in hours.
 
 import argparse
 import dataclasses
-import importlib.metadata
 import inspect
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
 
-from _common import RssSampler, peak_rss_mb, rss_mb, run_worker
+from _common import RssSampler, peak_rss_mb, report_header, rss_mb, run_worker
 
 EXPERIMENTS = ("tlstm", "ich", "fcslstm", "two-step", "xray")
 XRAY_CLASSES = 193  # ImageCLEF 2009 (paper 004, Section III-A: "The dataset has 193 classes")
@@ -516,13 +514,7 @@ def main(argv=None):
             ),  # fmt: skip
         }
     report = {
-        "benchmark": "paper_preset_cost",
-        "backend": backend,
-        "keras": importlib.metadata.version("keras"),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        **report_header("paper_preset_cost", backend, load_before),
         "settings": {
             "preset": preset,
             "steps": args.steps,
