@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import sklearn.metrics
+from tiny_overrides import TWO_STEP as TINY  # tests/tiny_overrides.py
 
 from kerasmed.data import simulate_chest_ct, to_8bit_slices
 from kerasmed.experiments import get_config, run_experiment
@@ -13,29 +14,6 @@ from kerasmed.experiments import two_step as exp
 from kerasmed.experiments.registry import check_data_dir
 from kerasmed.metrics import roc_auc_ci
 from kerasmed.preprocessing import select_lung_slices
-
-# Overrides of the quick preset (`run_experiment(..., **TINY)`).
-TINY = {
-    "num_train": 10,
-    "num_val": 4,
-    "num_test": 8,
-    "min_slices": 20,
-    "max_slices": 26,
-    "mixed_size_fraction": 0.125,
-    "cnn_filters": (4, 8),
-    "cnn_feature_dim": 8,
-    "embedding_dim": 16,
-    "cnn_epochs": 1,
-    "mean_draws": (3, 5),
-    "lstm_sequence": 8,
-    "lstm_units": 4,
-    "lstm_layers": 1,
-    "lstm_head_units": 4,
-    "lstm_epochs": 1,
-    "swin_slices": 16,
-    "swin_window_size": 2,
-    "swin_epochs": 1,
-}
 
 MODELS = {"cnn_2d", "cnn_2d_mean3", "cnn_2d_mean5", "two_step_lstm", "two_step_swin", "ensemble"}
 

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 from data_prep_scripts import load_data_prep_script
+from tiny_overrides import TWO_STEP
 
 from kerasmed.data import simulate_chest_ct, to_8bit_slices
 from kerasmed.experiments import get_config, run_experiment
@@ -214,23 +215,7 @@ def test_experiment_reads_the_prepared_folder_lazily(tmp_path):
 
 
 # Overrides of the quick preset for a run of seconds (as tests/experiments/test_two_step_...).
-TINY = {
-    "num_val": 4,
-    "slice_size": 16,
-    "cnn_filters": (4,),
-    "cnn_feature_dim": 8,
-    "embedding_dim": 16,
-    "cnn_epochs": 1,
-    "mean_draws": (2, 3),
-    "lstm_sequence": 8,
-    "lstm_units": 4,
-    "lstm_layers": 1,
-    "lstm_head_units": 4,
-    "lstm_epochs": 1,
-    "swin_slices": 16,
-    "swin_window_size": 2,
-    "swin_epochs": 1,
-}
+TINY = {**TWO_STEP, "slice_size": 16, "cnn_filters": (4,), "mean_draws": (2, 3)}
 
 
 @pytest.mark.slow
