@@ -44,7 +44,9 @@ __all__ = [
     "build_image_cnn",
     "build_sequence_model",
     "exam_features",
+    "exam_rows",
     "load_data",
+    "one_step_mlp",
     "predict_last",
     "run",
     "save_figures",
@@ -236,6 +238,59 @@ def train_sequence_model(name, spec, train_inputs, train_targets, config, seed=0
         callbacks=progress(name, verbose),
     )
     return model, history.history
+
+
+def exam_rows(sequences, features, last_only=False, encoding="one_hot", **encoding_kwargs):
+    """One row per exam: its features, the previous exam's labels and δ; the targets its labels.
+
+    The inputs a memoryless model gets (`one_step_mlp`): what the sequence models see at each
+    step, without the recurrence. ``last_only=True`` keeps the last exam of each sequence (what
+    the sequence models are evaluated on).
+
+    Returns:
+        ``(x, y)``: ``(rows, feature_dim + num_labels + time features)`` float32 and
+        ``(rows, num_labels)`` arrays.
+    """
+    x, y = sequence_inputs(sequences, features, encoding, **encoding_kwargs)
+    keep = slice(-1, None) if last_only else slice(None)
+    rows = [
+        np.concatenate(
+            [x["features"][i][keep], x["previous_labels"][i][keep], x["time"][i][keep]], -1
+        )
+        for i in range(len(sequences))
+    ]
+    return np.concatenate(rows).astype("float32"), np.concatenate([t[keep] for t in y])
+
+
+def one_step_mlp(backbone, train, test, encoding="one_hot", units=64, epochs=10, seed=0):
+    """A memoryless baseline: an MLP on `exam_rows` (features, previous labels, δ) of each exam.
+
+    Trained on every training exam, evaluated on the last test exams like the sequence models;
+    it answers "how much of the sequence models' gain needs a memory at all?".
+
+    Args:
+        backbone: the image CNN's feature extractor (as `exam_features` takes it).
+        train, test: `kerasmed.io.LongitudinalSequences`.
+        encoding: the time encoding of δ (`time_encoding_kwargs` fits it on `train`).
+        units, epochs, seed: the MLP's hidden units, epochs and seed.
+
+    Returns:
+        The `kerasmed.metrics.multilabel_report` of the last test exams.
+    """
+    kw = time_encoding_kwargs(train, encoding)
+    x_train, y_train = exam_rows(train, exam_features(backbone, train), False, encoding, **kw)
+    x_test, y_test = exam_rows(test, exam_features(backbone, test), True, encoding, **kw)
+    keras.utils.set_random_seed(seed)
+    mlp = keras.Sequential(
+        [
+            keras.Input(x_train.shape[1:]),
+            keras.layers.Dense(units, activation="relu"),
+            keras.layers.Dense(y_train.shape[-1], activation="sigmoid"),
+        ]
+    )
+    mlp.compile("adam", "binary_crossentropy")
+    mlp.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
+    return multilabel_report(y_test, mlp.predict(x_test, verbose=0), train.label_names)
 
 
 def predict_last(model, inputs, batch_size=64):

@@ -95,3 +95,30 @@ def test_predict_last_picks_each_sequences_last_real_step():
     }
     got = exp.predict_last(model, x, batch_size=2)
     np.testing.assert_array_equal(got[:, 0], [2.0, 10.0, 24.0])
+
+
+def test_exam_rows_and_the_one_step_mlp():
+    import keras
+
+    from kerasmed.data import simulate_longitudinal_digits
+
+    data = simulate_longitudinal_digits(
+        8, image_size=16, min_length=2, max_length=4, mean_length=3, seed=1
+    )
+    train, test = data.split(test_size=3, seed=0)
+    features = [np.arange(len(s) * 3, dtype="float32").reshape(len(s), 3) for s in train.images]
+    kw = exp.time_encoding_kwargs(train, "one_hot")
+    x, y = exp.exam_rows(train, features, encoding="one_hot", **kw)
+    width = 3 + len(train.label_names) + kw["max_delta"] + 1  # features, previous labels, one-hot δ
+    assert x.shape == (int(train.lengths.sum()), width) and y.shape == (len(x), 5)
+    np.testing.assert_array_equal(x[:, :3], np.concatenate(features))  # features first
+    firsts = np.r_[0, np.cumsum(train.lengths)[:-1]]
+    assert not x[firsts, 3 : 3 + len(train.label_names)].any()  # no previous exam, no labels
+    np.testing.assert_array_equal(y, np.concatenate(train.labels))
+    last_x, last_y = exp.exam_rows(train, features, last_only=True, encoding="one_hot", **kw)
+    np.testing.assert_array_equal(last_x, x[np.cumsum(train.lengths) - 1])
+    assert len(last_y) == len(train)
+
+    backbone = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten()])
+    report = exp.one_step_mlp(backbone, train, test, units=4, epochs=1)
+    assert set(report["f_measure"]) == {*train.label_names, "avg"}
