@@ -59,6 +59,11 @@ kerasmed's data sets do not split themselves by host, so every host feeds the sa
 and a step computes what one host computes with the same seed (the same gradient), without a
 speed-up over one host. The distribution is made with ``auto_shard_dataset=False``: Keras's
 own sharding across hosts only handles ``tf.data.Dataset`` inputs and refuses the others.
+
+Checked on two virtual CPU devices by ``tests/test_distribute.py`` (one model per paper and the
+ich staged training, JAX and TensorFlow: the one-device losses and weights to 1e-5 relative)
+and, for the N-host command, by ``tests/test_distribute_multihost.py`` (two JAX processes on
+one machine, ``KERAS_DISTRIBUTION_JOB_ADDRESSES=localhost:PORT``).
 """
 
 from __future__ import annotations
