@@ -31,6 +31,7 @@ __all__ = [
     "conv_lstm_project_per_step",
     "fcslstm_jit_compile",
     "fcslstm_unroll",
+    "conv_channels_last_only",
 ]
 
 
@@ -113,3 +114,15 @@ def fcslstm_unroll():
     --unroll``). ``False`` elsewhere (Keras's default).
     """
     return keras.backend.backend() == "jax" and on_cpu()
+
+
+def conv_channels_last_only():
+    """Whether a ``channels_first`` convolution must be run as a ``channels_last`` one.
+
+    ``True`` for TensorFlow on a CPU: its eager ``Conv2D`` kernel takes NHWC only unless
+    TensorFlow was built with oneDNN for this CPU ("The Conv2D op currently only supports the
+    NHWC tensor format on the CPU", seen on this project's 2-core machine; a oneDNN build runs
+    NCHW). The layers then transpose around the convolution, which gives the same numbers on
+    every CPU. ``False`` elsewhere.
+    """
+    return keras.backend.backend() == "tensorflow" and on_cpu()

@@ -10,6 +10,7 @@ import keras
 from keras import activations, ops
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
+from kerasmed.backend_policy import conv_channels_last_only
 from kerasmed.layers._cells import (
     LSTM_ARGUMENTS,
     REQUIRED,
@@ -248,14 +249,18 @@ class StructuredConvLSTM2DCell(keras.layers.Layer, DropoutRNNCell):
 
     # ------------------------------------------------------------ computation
     def _gate_conv(self, x, kernel, padding, strides, dilation_rate):
-        return ops.conv(
+        transpose = self.data_format == "channels_first" and conv_channels_last_only()
+        if transpose:  # TensorFlow's CPU kernel may take NHWC only (kerasmed.backend_policy)
+            x = ops.transpose(x, (0, 2, 3, 1))
+        y = ops.conv(
             x,
             kernel,
             strides=strides,
             padding=padding,
-            data_format=self.data_format,
+            data_format="channels_last" if transpose else self.data_format,
             dilation_rate=dilation_rate,
         )
+        return ops.transpose(y, (0, 3, 1, 2)) if transpose else y
 
     def _input_conv(self, x, kernel):
         """The gate convolution of Ψ_x(x_t): the layer's padding, strides and dilation."""

@@ -86,33 +86,24 @@ def test_equals_keras_conv_lstm2d(x, kwargs):
         np.testing.assert_allclose(to_numpy(g), to_numpy(e), atol=1e-6)
 
 
-def _channels_first_conv_runs():
-    """TensorFlow runs NCHW Conv2D on a CPU only with oneDNN (CPU-dependent); Keras's own
-    ConvLSTM2D fails the same way there, so the comparison cannot run."""
-    try:
-        keras.ops.conv(np.zeros((1, 1, 4, 4), "float32"), np.zeros((3, 3, 1, 1), "float32"),
-                       padding="same", data_format="channels_first")  # fmt: skip
-    except Exception as error:  # tf.errors.UnimplementedError, without importing TensorFlow
-        if type(error).__name__ == "UnimplementedError":
-            return False
-        raise
-    return True
-
-
 def test_equals_keras_conv_lstm2d_channels_first_and_initial_state(x, rng):
-    if not _channels_first_conv_runs():
-        pytest.skip("this TensorFlow build has no NCHW Conv2D on the CPU (no oneDNN)")
+    """Ours in channels_first = Keras's ConvLSTM2D in channels_last on the transposed frames.
+
+    (Keras's own channels_first ConvLSTM2D cannot be the reference: TensorFlow's CPU Conv2D
+    takes NCHW only in oneDNN builds; ours transposes there, `backend_policy`.)
+    """
     x_cf = np.transpose(x, (0, 1, 4, 2, 3))
     h0, c0 = (rng.normal(size=(B, 2, H, W)).astype("float32") for _ in range(2))
-    keras_layer = keras.layers.ConvLSTM2D(
-        2, 3, padding="same", data_format="channels_first", return_sequences=True
-    )
-    expected = keras_layer(x_cf, initial_state=[h0, c0])
+    keras_layer = keras.layers.ConvLSTM2D(2, 3, padding="same", return_sequences=True)
+    last = lambda a: np.transpose(a, (0, 2, 3, 1))  # noqa: E731  (B, C, H, W) -> (B, H, W, C)
+    expected = to_numpy(keras_layer(x, initial_state=[last(h0), last(c0)]))
     ours = StructuredConvLSTM2D(2, 3, data_format="channels_first", return_sequences=True)
     ours.build(x_cf.shape)
     ours.set_weights(keras_layer.get_weights())
     np.testing.assert_allclose(
-        to_numpy(ours(x_cf, initial_state=[h0, c0])), to_numpy(expected), atol=1e-6
+        to_numpy(ours(x_cf, initial_state=[h0, c0])),
+        np.transpose(expected, (0, 1, 4, 2, 3)),
+        atol=1e-6,
     )
 
 
@@ -285,8 +276,6 @@ def test_mask_without_operator_in_both_loops_and_layouts(x, data_format):
     """Without an operator the input convolution runs inside the loop for inference on JAX and
     before it otherwise (`_project_per_step`): both give the same masked outputs, in both
     layouts (the mask travels as an extra channel, on axis -1 or on the time-major axis 2)."""
-    if data_format == "channels_first" and not _channels_first_conv_runs():
-        pytest.skip("this TensorFlow build has no NCHW Conv2D on the CPU (no oneDNN)")
     frames = x if data_format == "channels_last" else np.transpose(x, (0, 1, 4, 2, 3))
     layer = StructuredConvLSTM2D(2, 3, return_sequences=True, data_format=data_format)
     mask = np.array([[True, False, True], [True, True, True]])
