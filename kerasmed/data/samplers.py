@@ -16,6 +16,7 @@ import math
 import keras
 import numpy as np
 
+from kerasmed.data._epoch_order import EpochOrderDataset
 from kerasmed.data.sequences import pad_to_batch
 from kerasmed.preprocessing.augmentation import augment_paper
 from kerasmed.validation import check_binary_array, check_finite_array, check_whole_number
@@ -167,7 +168,7 @@ class BalancedSliceDataset(keras.utils.PyDataset):
         return _with_channel(np.stack(slices)), _one_hot(labels[order], self.num_classes)
 
 
-class BalancedVolumeDataset(keras.utils.PyDataset):
+class BalancedVolumeDataset(EpochOrderDataset):
     """Whole volumes with volume labels, positives and negatives drawn equally (Section III-C2).
 
     Every epoch draws `samples_per_epoch` volumes, half of each class, at random with
@@ -250,10 +251,9 @@ class BalancedVolumeDataset(keras.utils.PyDataset):
         )
         self.pad_multiple, self.seed = pad_multiple, seed
         self.augment = _resolve_augment(augment, volume=True)
-        self._epoch = 0
-        self._order = self._draw()
+        self._start_order(self.samples, self.batch_size)
 
-    def _draw(self):
+    def _draw_order(self):
         if not self.shuffle:
             return np.arange(len(self.volumes))
         rng = np.random.default_rng([self.seed, self._epoch])
@@ -289,15 +289,8 @@ class BalancedVolumeDataset(keras.utils.PyDataset):
                         break
         return np.concatenate(blocks)
 
-    def on_epoch_end(self):
-        self._epoch += 1
-        self._order = self._draw()
-
-    def __len__(self):
-        return math.ceil(self.samples / self.batch_size)
-
     def __getitem__(self, index):
-        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        rows = self._batch_rows(index)
         rng = np.random.default_rng([self.seed, self._epoch, index, 1])
         arrays = []
         for i in rows:

@@ -27,11 +27,9 @@ Transformer for CT scans*, Section 3.1, and the authors' code (``train_code/``).
 
 from __future__ import annotations
 
-import math
-
-import keras
 import numpy as np
 
+from kerasmed.data._epoch_order import EpochOrderDataset
 from kerasmed.validation import check_positive_int
 
 __all__ = [
@@ -168,7 +166,7 @@ def as_slice_batch(slices, channels=None):
     return x
 
 
-class WindowSliceDataset(keras.utils.PyDataset):
+class WindowSliceDataset(EpochOrderDataset):
     """Training batches of the 2D slice CNN: `scans_per_batch` scans x 16 window slices.
 
     Each epoch visits every scan once (shuffled by default); each scan contributes
@@ -225,23 +223,10 @@ class WindowSliceDataset(keras.utils.PyDataset):
         self.slices_per_scan = check_positive_int(slices_per_scan, "slices_per_scan")
         self.channels = check_positive_int(channels, "channels", allow_none=True)
         self.augment, self.shuffle, self.seed = augment, shuffle, seed
-        self._epoch = 0
-        self._order = self._draw_order()
-
-    def _draw_order(self):
-        if not self.shuffle:
-            return np.arange(len(self.volumes))
-        return np.random.default_rng([self.seed, self._epoch]).permutation(len(self.volumes))
-
-    def __len__(self):
-        return math.ceil(len(self.volumes) / self.scans_per_batch)
-
-    def on_epoch_end(self):
-        self._epoch += 1
-        self._order = self._draw_order()
+        self._start_order(len(volumes), self.scans_per_batch)
 
     def __getitem__(self, index):
-        rows = self._order[index * self.scans_per_batch : (index + 1) * self.scans_per_batch]
+        rows = self._batch_rows(index)
         rng = np.random.default_rng([self.seed, self._epoch, index])
         slices = []
         for i in rows:
@@ -256,7 +241,7 @@ class WindowSliceDataset(keras.utils.PyDataset):
         return np.concatenate(slices), y
 
 
-class EmbeddingSequenceDataset(keras.utils.PyDataset):
+class EmbeddingSequenceDataset(EpochOrderDataset):
     """Batches of sampled slice-embedding sequences for the BiLSTM and Swin heads.
 
     Scan ``i``'s sequence is ``embeddings[i][sample_sequence_slices(n_i, num_slices, rng)]``
@@ -314,13 +299,7 @@ class EmbeddingSequenceDataset(keras.utils.PyDataset):
         self.num_slices = check_positive_int(num_slices, "num_slices")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.fixed_draws, self.shuffle, self.seed = bool(fixed_draws), shuffle, seed
-        self._epoch = 0
-        self._order = self._draw_order()
-
-    def _draw_order(self):
-        if not self.shuffle:
-            return np.arange(len(self.embeddings))
-        return np.random.default_rng([self.seed, self._epoch]).permutation(len(self.embeddings))
+        self._start_order(len(embeddings), self.batch_size)
 
     def sample_indices(self, scan):
         """The slice indices scan number `scan` gets in the current epoch."""
@@ -328,15 +307,8 @@ class EmbeddingSequenceDataset(keras.utils.PyDataset):
         rng = np.random.default_rng(key)
         return sample_sequence_slices(len(self.embeddings[scan]), self.num_slices, rng)
 
-    def __len__(self):
-        return math.ceil(len(self.embeddings) / self.batch_size)
-
-    def on_epoch_end(self):
-        self._epoch += 1
-        self._order = self._draw_order()
-
     def __getitem__(self, index):
-        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        rows = self._batch_rows(index)
         x = np.stack(
             [np.asarray(self.embeddings[i], "float32")[self.sample_indices(i)] for i in rows]
         )
