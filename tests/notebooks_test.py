@@ -14,6 +14,7 @@ import papermill
 import pytest
 
 from kerasmed.experiments import validate_results
+from kerasmed.experiments.findings import FINDINGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
@@ -54,6 +55,24 @@ def _fcslstm_claim(results):
         assert mpa["bi_fcslstm"] >= mpa[baseline] + 0.02, (baseline, mpa)
         assert train["bi_fcslstm"] >= train[baseline] + 0.02, (baseline, train)
     assert mpa["fcslstm"] >= mpa["fcn"] - 0.02, mpa
+    _fcslstm_findings_agree(results)
+
+
+def _fcslstm_findings_agree(results):
+    """results.json's findings are there, one per check, and report the gaps the models show."""
+    stored = {f["claim"]: f for f in results["findings"]}
+    claims = [check.claim for check in FINDINGS["fcslstm"]]
+    assert sorted(stored) == sorted(claims), sorted(stored)
+    models = results["models"]
+    for metric, where in (("mpa", "the test time point"), ("mpa_train", "the training time")):
+        (found,) = [f for c, f in stored.items() if "forward FCSLSTM above" in c and where in c]
+        gap = models["fcslstm"][metric] - models["fcn"][metric]
+        assert f"= {gap:+.3f} (paper" in found["evidence"], (gap, found)
+        assert found["holds"] is (gap > 0), (gap, found)
+    (heldout,) = [f for c, f in stored.items() if "never trained on" in c]
+    if heldout["holds"] is not None:
+        seen = models["bi_fcslstm"]["mpa"] - models["fcn"]["mpa"]
+        assert f"{seen:+.3f} on the training subjects'" in heldout["evidence"], heldout
 
 
 def _xray_claim(results):

@@ -126,6 +126,13 @@ def test_plot_segmentations_rows_columns_and_mpa_titles():
         assert axes[3, j].get_title() == "mPA 1.000"
     assert [ax.get_title() for ax in axes[0]] == ["subject 1", "subject 2 (held out)", "subject 3"]
     assert [ax.get_ylabel() for ax in axes[:, 0]] == ["input", "ground truth", "fcn", "perfect"]
+    # the colour key names each class by the colour its label map shows
+    (key,) = figure.legends
+    names = [text.get_text() for text in key.get_texts()]
+    assert names == ["background", "CSF", "GM", "WM", "unlabelled"]
+    cmap = axes[1, 0].images[0].get_cmap()
+    for c, patch in enumerate(key.legend_handles[:4]):
+        np.testing.assert_allclose(patch.get_facecolor(), cmap(c))
 
 
 def test_plot_segmentation_sequence_masks_unlabelled_pixels():

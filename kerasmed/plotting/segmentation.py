@@ -28,6 +28,28 @@ def _show_labels(ax, labels, num_classes=4):
     ax.imshow(np.ma.masked_less(labels, 0), cmap=cmap, norm=norm, interpolation="nearest")
 
 
+_CLASS_NAMES = ("background", "CSF", "GM", "WM")
+
+
+def _class_key(fig, num_classes=4):
+    """A legend on `fig` naming each label colour (``"unlabelled"``: the blank pixels)."""
+    import matplotlib.patches
+
+    cmap, _ = _label_cmap(num_classes)
+    names = list(_CLASS_NAMES[:num_classes]) + [f"class {c}" for c in range(4, num_classes)]
+    handles = [
+        matplotlib.patches.Patch(facecolor=cmap(c), edgecolor="#555555", label=name)
+        for c, name in enumerate(names)
+    ]
+    handles.append(
+        matplotlib.patches.Patch(facecolor="white", edgecolor="#555555", label="unlabelled")
+    )
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False
+    )
+    return fig
+
+
 def plot_segmentation_sequence(images, labels, ages=None, channel_names=("T1w", "T2w")):
     """One subject across time: each channel and the label map at every time point.
 
@@ -71,7 +93,7 @@ def plot_segmentation_sequence(images, labels, ages=None, channel_names=("T1w", 
     axes[channels, 0].set_ylabel("labels")
     for ax in axes.ravel():
         _clean(ax)
-    return fig
+    return _class_key(fig, max(4, int(labels.max()) + 1))
 
 
 def plot_segmentations(images, labels, predictions, heldout=None, num_examples=3):
@@ -119,7 +141,7 @@ def plot_segmentations(images, labels, predictions, heldout=None, num_examples=3
         axes[r, 0].set_ylabel(name)
     for ax in axes.ravel():
         _clean(ax)
-    return fig
+    return _class_key(fig, num_classes)
 
 
 def plot_mpa(models, paper):

@@ -45,7 +45,7 @@ def test_tiny_run_writes_results_and_figures(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
     assert saved["overrides"] == json.loads(json.dumps(TINY))
     # results.json carries the findings its notebook prints
-    from kerasmed.experiments.verdicts import findings
+    from kerasmed.experiments.findings import findings
 
     assert saved["findings"] == json.loads(json.dumps([f.to_dict() for f in findings(saved)]))
     assert len(saved["findings"]) >= 2

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kerasmed.experiments import verdicts
+from kerasmed.experiments import findings, verdicts
 from kerasmed.experiments.verdicts import verdict
 
 
@@ -128,8 +128,8 @@ def _f_entry(value):  # an f_measure entry
 
 
 def _finding(results, words):
-    found = [f for f in verdicts.findings(results) if words in f.claim]
-    assert len(found) == 1, [f.claim for f in verdicts.findings(results)]
+    found = [f for f in findings.findings(results) if words in f.claim]
+    assert len(found) == 1, [f.claim for f in findings.findings(results)]
     return found[0]
 
 
@@ -165,12 +165,12 @@ def test_findings_of_a_full_run_all_hold_and_print():
         ("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA),
     ):
         results = _results(experiment, models, extra)
-        found = verdicts.findings(results)
+        found = findings.findings(results)
         assert found and all(f.holds is True for f in found), [f.text for f in found]
-        text = verdicts.format_verdicts(results)
+        text = findings.format_verdicts(results)
         assert text.count("[reproduced] ") == 1 + len(found), text
-    assert verdicts.findings(_results("two-step", TWO_STEP_HOLDS, {})) == []
-    assert verdicts.format_verdicts(_results("nosuch", {}, {})) == ""
+    assert findings.findings(_results("two-step", TWO_STEP_HOLDS, {})) == []
+    assert findings.format_verdicts(_results("nosuch", {}, {})) == ""
 
 
 def test_tlstm_findings_give_the_papers_gain_and_ours():
@@ -218,13 +218,13 @@ def test_fcslstm_per_time_point_findings():
 
 def test_findings_without_their_numbers_are_not_tested():
     results = _results("fcslstm", {m: {"mpa": 0.8, "mpa_train": 0.8} for m in FCSLSTM_FULL}, {})
-    found = {f.claim: f for f in verdicts.findings(results)}
+    found = {f.claim: f for f in findings.findings(results)}
     assert _finding(results, "catches up").holds is None
     assert "no per-time-point mPA" in _finding(results, "catches up").evidence
     assert "no held-out subjects" in _finding(results, "never trained").evidence
-    assert len(found) == len(verdicts.FINDINGS["fcslstm"])
+    assert len(found) == len(findings.FINDINGS["fcslstm"])
     lstm_only = _results("tlstm", {"lstm": _f(0.7), "single_image": _f(0.6)}, {})
-    assert all(f.holds is None for f in verdicts.findings(lstm_only))
+    assert all(f.holds is None for f in findings.findings(lstm_only))
     broken = {**FCSLSTM_EXTRA, "mpa_per_timepoint": {"fcn": None, "fcslstm": None}}
     crossing = _finding(_results("fcslstm", FCSLSTM_FULL, broken), "most challenging")
     assert crossing.holds is None and "could not be computed" in crossing.evidence
@@ -233,7 +233,7 @@ def test_findings_without_their_numbers_are_not_tested():
 def test_the_papers_numbers_in_the_findings_are_the_experiments():
     from kerasmed.experiments import fcslstm, ich, longitudinal
 
-    for model, value in verdicts._TLSTM_PAPER_F.items():
+    for model, value in findings._TLSTM_PAPER_F.items():
         assert longitudinal.PAPER[model]["f_measure"]["avg"] == value
     assert ich.PAPER["cnn_bilstm_staged"]["specificity"] == 0.78
     assert ich.PAPER["cnn_bilstm_lstm_only"]["auc"] == 0.87
@@ -259,10 +259,20 @@ def test_the_cli_table_lists_the_findings_unless_asked_not_to():
         },
     }
     results["verdict"] = verdict(results).to_dict()
-    results["findings"] = [f.to_dict() for f in verdicts.findings(results)]
+    results["findings"] = [f.to_dict() for f in findings.findings(results)]
     assert results["findings"]
     table = format_table(results)
     assert "Findings:" in table
     assert all(f["text"] in table for f in results["findings"])
     assert "Findings:" not in format_table(results, verdicts=False)
     assert "Verdict:" not in format_table(results, verdicts=False)
+
+
+def test_findings_stay_importable_from_verdicts():
+    from kerasmed.experiments.verdicts import FINDINGS, format_verdicts
+    from kerasmed.experiments.verdicts import findings as found
+
+    assert found is findings.findings and FINDINGS is findings.FINDINGS
+    assert format_verdicts is findings.format_verdicts
+    with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
+        verdicts.nosuch  # noqa: B018
