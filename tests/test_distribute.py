@@ -12,7 +12,8 @@ message.
 One model per paper that trains end to end: tlstm (`TimeModulatedLSTM`, bool mask), ich
 (slice CNN + BiLSTMs, bool mask, with slice chunking and rematerialisation), fcslstm
 (`StructuredConvLSTM2D`), the two-step BiLSTM head, xray (small CNN backbone with
-BatchNormalization); and the ich staged training (three stages, each re-compiled).
+BatchNormalization, synchronised by the scope itself on TensorFlow); and the ich staged
+training (three stages, each re-compiled).
 
 Tolerance: one device sums the loss gradient of the whole batch in one reduction; two devices
 sum each half and then add the halves (an all-reduce), float32 additions in another order,
@@ -21,7 +22,7 @@ the losses and weights; seen here on both backends: at most 9e-7 relative in a l
 (FCSLSTM, a mean over 2,048 pixels) and 1.2e-7 in a weight. `_RTOL` = 1e-5 leaves a margin
 of ten and stays far below what a real difference does (measured on these cases with
 TensorFlow): BatchNormalization statistics per half batch (xray without
-`synchronize_batch_norm`) move the losses by 3.5e-4 to 6.4e-4 relative, the tLSTM's mask
+`synchronize_batch_norm`, which the scope now calls at compile) move the losses by 3.5e-4 to 6.4e-4 relative, the tLSTM's mask
 ignored by 3.4e-2.
 """
 
@@ -175,7 +176,6 @@ def _xray():
     import keras
     import numpy as np
 
-    from kerasmed.distribute import synchronize_batch_norm
     from kerasmed.models.xray import build_inception_classifier
 
     rng = np.random.default_rng(0)
@@ -183,14 +183,20 @@ def _xray():
         3, (16, 16, 3), weights=None, backbone="small_cnn", dense_units=4, filters=(2, 3),
         feature_dim=4,
     )  # fmt: skip
-    # TensorFlow: all-reduce the BatchNormalization statistics over the replicas (per half
-    # batch otherwise); JAX and one device: nothing to change.
-    synchronized = synchronize_batch_norm(model)
-    expected = 2 if _replicas(model) == 2 and keras.backend.backend() == "tensorflow" else 0
-    assert synchronized == expected, (synchronized, expected)
     x = rng.uniform(0, 255, size=(4, 16, 16, 3)).astype("float32")
     y = np.eye(3, dtype="float32")[[0, 1, 2, 1]]
-    return _fit(model, x, y, "categorical_crossentropy")
+    result = _fit(model, x, y, "categorical_crossentropy")
+    # Nothing called here: on TensorFlow the scope's compile synchronised both
+    # BatchNormalization layers (all-reduced statistics; per half batch otherwise). JAX (the
+    # global batch's statistics already) and one device: left as built.
+    synchronized = sum(
+        layer.synchronized
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
+    expected = 2 if _replicas(model) == 2 and keras.backend.backend() == "tensorflow" else 0
+    assert synchronized == expected, (synchronized, expected)
+    return result
 
 
 _CASES = {
@@ -288,6 +294,68 @@ def test_two_devices_train_like_one(names):
         # keras.distribution.DataParallel trains there on one replica. When this fails, Keras
         # distributes TensorFlow itself and kerasmed.distribute can use DataParallel there too.
         assert result["keras_data_parallel_replicas"] == 1
+
+
+def test_process_shard_gives_each_process_its_block_of_the_global_batch():
+    import numpy as np
+
+    from kerasmed.distribute import process_shard
+
+    batch = ({"a": np.arange(12).reshape(6, 2), "b": np.arange(6) > 2}, np.arange(6.0), None)
+    for count in (1, 2, 3):
+        parts = [process_shard(batch, index, count) for index in range(count)]
+        for part in parts:
+            assert part[2] is None
+            assert len(part[1]) == 6 // count
+        # disjoint, in order, and together the global batch
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), batch[1])
+        np.testing.assert_array_equal(np.concatenate([p[0]["a"] for p in parts]), batch[0]["a"])
+        np.testing.assert_array_equal(np.concatenate([p[0]["b"] for p in parts]), batch[0]["b"])
+    np.testing.assert_array_equal(process_shard(batch, 1, 2)[1], [3.0, 4.0, 5.0])
+    with pytest.raises(ValueError, match=r"Received: a batch of shape \(5,\) with count=2"):
+        process_shard(np.arange(5), 0, 2)
+    with pytest.raises(ValueError, match="Received: index=2, count=2"):
+        process_shard(batch, 2, 2)
+    with pytest.raises(ValueError, match="Received: count=0"):
+        process_shard(batch, 0, 0)
+
+
+@pytest.mark.skipif(_BACKEND != "jax", reason="several processes are JAX's only")
+def test_multi_process_scope_feeds_this_process_rows(monkeypatch):
+    """Keras's JAX trainer gets host 1's half of each batch when jax counts two processes
+    (one process, one device here: only the counts are pretended)."""
+    import jax
+    import numpy as np
+    from keras.src.backend.jax import trainer
+
+    from kerasmed.distribute import distribution_scope
+
+    original = trainer._distribute_data
+    with distribution_scope("data-parallel") as distribution:
+        assert trainer._distribute_data is original  # one process: Keras's own, untouched
+        assert distribution.auto_shard_dataset  # as before: nothing to shard across hosts
+    x, y = np.arange(8.0).reshape(4, 2), np.arange(4.0)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    with distribution_scope("data-parallel") as distribution:
+        assert distribution.auto_shard_dataset is False  # Keras would refuse arrays otherwise
+        fed_x, fed_y, fed_w = trainer._distribute_data((x, y, None))
+    assert trainer._distribute_data is original
+    np.testing.assert_array_equal(np.asarray(fed_x), x[2:])
+    np.testing.assert_array_equal(np.asarray(fed_y), y[2:])
+    assert fed_w is None
+
+
+@pytest.mark.skipif(_BACKEND != "tensorflow", reason="the compile hook is TensorFlow's")
+def test_tensorflow_scope_restores_compile():
+    from keras.src.trainers.trainer import Trainer
+
+    from kerasmed.distribute import distribution_scope
+
+    original = Trainer.compile
+    with distribution_scope("data-parallel"):
+        assert Trainer.compile is not original
+    assert Trainer.compile is original
 
 
 def test_torch_and_unknown_strategies_say_what_is_supported():
