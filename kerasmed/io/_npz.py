@@ -11,6 +11,15 @@ import numpy as np
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
+def _zip_file(path, kind):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{kind} file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"cannot read {path}: not an .npz (zip) file. Received: path={path!r}")
+    return path
+
+
 def load_npz(path, keys, kind):
     """Loads the arrays `keys` of an ``.npz`` file with ``allow_pickle=False``.
 
@@ -27,11 +36,7 @@ def load_npz(path, keys, kind):
         ValueError: the file is not an ``.npz`` (zip) file, cannot be decoded (truncated, or
             holds pickled objects), or lacks some of `keys` (the message lists them).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{kind} file not found: {path}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"cannot read {path}: not an .npz (zip) file. Received: path={path!r}")
+    path = _zip_file(path, kind)
     try:
         with np.load(path, allow_pickle=False) as data:
             files = sorted(data.files)
@@ -82,11 +87,7 @@ def memmap_npz_member(path, key, kind):
     >>> memmap_npz_member(path, "x", "example") is None
     True
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{kind} file not found: {path}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"cannot read {path}: not an .npz (zip) file. Received: path={path!r}")
+    path = _zip_file(path, kind)
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
