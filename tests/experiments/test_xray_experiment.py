@@ -135,18 +135,15 @@ def test_streamed_training_matches_the_in_memory_training(tmp_path):
     tiny = {k: v for k, v in TINY.items() if k not in ("num_images", "min_size", "max_size")}
     config = get_config("xray", "quick", **{**tiny, "batch_size": 32, "epochs": 2,
                                             "cache_dir": str(tmp_path / "cache")})  # fmt: skip
-    write_imageclef_folder(simulate_radiographs(24, 24, 40, seed=4), tmp_path / "data", 0.25)
+    phantom = simulate_radiographs(24, 24, 40, seed=4)
+    write_imageclef_folder(phantom, tmp_path / "data", 0.25)
     results = {}
     for stream in (False, True):
         run_config = dataclasses.replace(config, stream=stream, read_workers=2)
         with exp.load_input(run_config, tmp_path / "data", "constant", False) as (data, labels, _):
             assert isinstance(data, ImageCLEFCache) == stream
-            assert (
-                exp._labels(data)[0].tolist()
-                == labels.encode(
-                    [c for c in simulate_radiographs(24, 24, 40, seed=4).codes[:18]]
-                ).tolist()
-            )
+            y_train = exp._labels(data)[0]
+            assert y_train.tolist() == labels.encode(phantom.codes[:18]).tolist()
             results[stream] = exp.train_and_evaluate(
                 run_config, data, labels.num_classes, seed=3, verbose=False
             )
