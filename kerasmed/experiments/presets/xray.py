@@ -45,7 +45,9 @@ class XrayConfig:
         batch_size: images per batch (paper: 16).
         epochs: epochs per model (paper: 25).
         workers: preprocessing worker processes (``None``: every core, ``0``: in process).
-        cache_dir: folder of the preprocessing cache, or ``None``.
+        cache_dir: folder of the preprocessing cache (a rerun reuses it), or ``None``: a
+            temporary folder per input, removed once that input is trained (a streamed input
+            reads its batches from there, so the folder needs room for the cache).
         strict: the strict rule of the reader (`kerasmed.io.report`).
         stream: read each input's batches from the preprocessing cache as training needs them
             (``True``), hold its arrays in memory (``False``), or (``None``) stream when the
