@@ -10,7 +10,7 @@ cache format for a source file of the same size and modification time.
 `prepare_cache_entry` is the work of one image for `kerasmed.io.prep_runner.run_prep` (which
 journals it and decides what a rerun reuses), `init_worker` its pool initializer. This module
 imports only OpenCV, NumPy and `kerasmed.io`, so that the worker processes of
-`kerasmed.data.prepare_imageclef_cache` start in a second, without Keras.
+`kerasmed.data.imageclef.prepare_imageclef_cache` start in a second, without Keras.
 """
 
 from __future__ import annotations
