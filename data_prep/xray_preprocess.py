@@ -8,14 +8,17 @@ Input (``--data-dir``): the ImageCLEF 2009 medical annotation release as distrib
 Every image goes through the paper's chain (`kerasmed.preprocessing.prepare_radiograph`:
 ``--padding`` constant / wrap / none, nearest-neighbour resize to ``--size``, grey x 3 or with
 ``--enhanced`` the channels (original, NL-means, CLAHE)) in ``--workers`` processes, with a
-progress bar. Results are cached per image in ``--cache-dir`` (default ``OUT/cache``), keyed by
-these settings: a rerun, or a run interrupted and started again, computes only what is
-missing, and changing a setting computes into a new cache folder (`kerasmed.data.imageclef`).
+progress bar and its ETA (`kerasmed.io.prep_runner.run_prep`). Results are cached per image in
+``--cache-dir`` (default ``OUT/cache``), keyed by these settings and journaled: a rerun, or a run
+interrupted and started again, computes only what is missing (or whose image file changed), and
+changing a setting computes into a new cache folder (`kerasmed.data.imageclef`). Experiment
+``xray`` reads the same cache (``--set cache_dir=...``) and streams it when it is large.
 
-Output, in ``--out``: ``<name>.npz`` (no pickle) with ``x_train``, ``y_train``, ``x_test``,
-``y_test``, ``codes`` (the IRMA code of each label), ``train_ids`` and ``test_ids``, where
-``<name>`` is the paper's name of the configuration (``resize``, ``repetitive``, ``constant``,
-``+ _enhanced``) and the size, e.g. ``constant_enhanced_512.npz``; ``prepare_report.txt`` (also
+Output, in ``--out``: ``<name>.npz`` (no pickle, written atomically) with ``x_train``,
+``y_train``, ``x_test``, ``y_test``, ``codes`` (the IRMA code of each label), ``train_ids`` and
+``test_ids``, where ``<name>`` is the paper's name of the configuration (``resize``,
+``repetitive``, ``constant``, ``+ _enhanced``) and the size, e.g.
+``constant_enhanced_512.npz``; ``prepare_report.txt`` (also
 printed) lists every row and image not used and why. With ``--strict`` (default) an unusable
 row or image stops the script before the ``.npz`` is written, all of them listed (the cache
 keeps what was computed); ``--no-strict`` skips them.
@@ -34,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from kerasmed.data import load_imageclef_arrays
-from kerasmed.io.prep_runner import non_negative_int, positive_int, run_script
-from kerasmed.io.report import add_strict_argument, write_prepare_report
+from kerasmed.io.prep_runner import add_prep_arguments, positive_int, run_script, save_npz_atomic
+from kerasmed.io.report import write_prepare_report
 
 PADDINGS = {"constant": "constant", "wrap": "wrap", "none": None}
 NAMES = {"constant": "constant", "wrap": "repetitive", "none": "resize"}
@@ -59,15 +62,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--size", type=positive_int, default=512, help="output side in pixels (paper: 512)"
     )
-    parser.add_argument(
-        "--workers",
-        type=non_negative_int,
-        default=None,
-        help="worker processes (default: every core)",
-    )
     parser.add_argument("--cache-dir", default=None, help="per-image cache (default: OUT/cache)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_strict_argument(parser)
+    add_prep_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -88,7 +84,7 @@ def main(argv=None):
     )
     name = NAMES[args.padding] + ("_enhanced" if args.enhanced else "") + f"_{args.size}"
     path = out / f"{name}.npz"
-    np.savez(
+    save_npz_atomic(
         path,
         x_train=x_train,
         y_train=y_train,

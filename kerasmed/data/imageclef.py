@@ -1,16 +1,23 @@
-"""ImageCLEF 2009 as arrays (paper 004): a cached, resumable, parallel preprocessing pipeline.
+"""ImageCLEF 2009 (paper 004): a cached, resumable, parallel preprocessing pipeline, read as
+arrays or streamed.
 
-`load_imageclef_arrays` reads an ImageCLEF 2009 folder (`kerasmed.io.read_imageclef`, layout
-there), runs the paper's chain on every image (`kerasmed.preprocessing.prepare_radiograph`:
-padding, nearest-neighbour resize, grey x 3 or ``(original, NL-means, CLAHE)``) in a pool of
-worker processes, and returns the training and test arrays with integer labels.
+`prepare_imageclef_cache` reads an ImageCLEF 2009 folder (`kerasmed.io.index_imageclef`,
+layout in `kerasmed.io.imageclef`) and runs the paper's chain on every image
+(`kerasmed.preprocessing.prepare_radiograph`: padding, nearest-neighbour resize, grey x 3 or
+``(original, NL-means, CLAHE)``) through the project's runner
+(`kerasmed.io.prep_runner.run_prep`: a pool of spawned worker processes without Keras, a tqdm
+progress bar with its ETA, atomic outputs, a journal to resume from), one task per image.
+It returns the index of the cache (`ImageCLEFCache`: per split the entry paths and labels),
+not the pixels; `load_imageclef_arrays` stacks them into arrays, `ImageCLEFDataset` reads
+each batch's entries when Keras asks for it (a set larger than memory).
 
-Cache: with ``cache_dir``, each result is an ``.npz`` file (no pickle) under
+Cache: each result is an ``.npz`` file (no pickle) under
 ``cache_dir/<key>/<split>/<image_id>.npz``, ``<key>`` a hash of the preprocessing settings
 (`imageclef_cache_settings`, written beside as ``settings.json``): changing a setting computes
-into another folder, and nothing else does. An entry is reused when it was written for a source
-file of the same size and modification time (`kerasmed.preprocessing.xray_files`); entries are
-written atomically as each image finishes, so an interrupted run resumes where it stopped.
+into another folder, and nothing else does. An entry is reused when its journal record
+(``cache_dir/<key>/.prep/``) was written for a source file of the same size and modification
+time (`kerasmed.preprocessing.xray_files.source_stamp`); entries are written atomically as each
+image finishes, so an interrupted run resumes where it stopped.
 
 `write_imageclef_folder` writes synthetic radiographs (`simulate_radiographs`) in the ImageCLEF
 layout, so that the embedded data goes through the same reader as the real data set.
@@ -18,30 +25,42 @@ layout, so that the embedded data goes through the same reader as the real data 
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
+import dataclasses
 import hashlib
 import json
-import multiprocessing
 import os
 import re
+import tempfile
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
+from kerasmed.data._epoch_order import EpochOrderDataset
+from kerasmed.io._npz import load_npz
 from kerasmed.io.imageclef import IMAGECLEF_SPLITS, index_imageclef
+from kerasmed.io.prep_runner import PrepTask, resolve_workers, run_prep, write_text_atomic
 from kerasmed.preprocessing.xray_files import (
     CACHE_FORMAT,
     init_worker,
-    prepare_job,
-    read_cached_radiograph,
+    prepare_cache_entry,
+    source_stamp,
 )
-from kerasmed.validation import check_int_tuple, check_non_negative_int, check_one_of
+from kerasmed.validation import (
+    check_int_tuple,
+    check_non_negative_int,
+    check_one_of,
+    check_whole_number,
+)
 
 __all__ = [
+    "ImageCLEFCache",
+    "ImageCLEFDataset",
+    "ImageCLEFEntries",
     "imageclef_cache_settings",
     "imageclef_cache_key",
     "load_imageclef_arrays",
+    "prepare_imageclef_cache",
     "write_imageclef_folder",
 ]
 
@@ -89,49 +108,190 @@ def _entry_name(image_id):
     return safe + ".npz"
 
 
-def _run(jobs, workers, progress):
-    """Runs `jobs` in-process (``workers <= 1``) or in a spawned process pool; yields results.
+@dataclasses.dataclass
+class ImageCLEFEntries:
+    """The cache entries of one split: only the index (paths, labels) is held in memory.
 
-    The workers run `kerasmed.preprocessing.xray_files.prepare_job`, whose module imports no
-    Keras: a spawned worker imports the module of the function it runs, and this module's
-    package (`kerasmed.data`) imports Keras (seconds per worker)."""
-    bar = tqdm(
-        total=len(jobs), desc="preprocessing radiographs", unit="image", disable=not progress
-    )
-    try:
-        if workers <= 1 or len(jobs) <= 1:
-            for job in jobs:
-                yield prepare_job(job)
-                bar.update()
-            return
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=context, initializer=init_worker
-        ) as pool:
-            futures = [pool.submit(prepare_job, job) for job in jobs]
-            for future in concurrent.futures.as_completed(futures):
-                yield future.result()
-                bar.update()
-    finally:
-        bar.close()
+    Attributes:
+        paths: one ``.npz`` cache entry per image, in code-list order.
+        labels: ``(N,)`` int64 labels (`kerasmed.io.IrmaLabelMap`).
+        ids: the image ids.
+        dtype: the split's dtype, ``uint8``, or ``uint16`` when an image is 16-bit (8-bit ones
+            are then multiplied by 257 as they are read).
+        size: ``(height, width)`` of every image.
+    """
 
+    paths: list
+    labels: np.ndarray
+    ids: tuple
+    dtype: np.dtype
+    size: tuple
 
-def _stack(images, size, notes):
-    height, width = size
-    if not images:
-        return np.zeros((0, height, width, 3), np.uint8)
-    if any(image.dtype == np.uint16 for image in images):
-        eight = sum(image.dtype == np.uint8 for image in images)
-        if eight:
-            notes.append(
-                f"{eight} 8-bit image(s) multiplied by 257 to share one uint16 array with "
-                f"{len(images) - eight} 16-bit image(s)"
+    def __len__(self):
+        return len(self.paths)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the split as one ``(N, H, W, 3)`` array of `dtype`."""
+        return len(self) * self.size[0] * self.size[1] * 3 * self.dtype.itemsize
+
+    def read(self, rows=None) -> np.ndarray:
+        """The images at `rows` (default: all) as one ``(len(rows), H, W, 3)`` array of `dtype`."""
+        rows = range(len(self)) if rows is None else rows
+        images = [self._image(int(i)) for i in rows]
+        if not images:
+            return np.zeros((0, *self.size, 3), self.dtype)
+        return np.stack(images)
+
+    def _image(self, i):
+        path = self.paths[i]
+        image = load_npz(path, ("image",), "ImageCLEF cache entry")["image"]
+        if image.shape != (*self.size, 3) or image.dtype not in (np.uint8, np.uint16):
+            raise ValueError(
+                f"{path} holds a {image.dtype} image of shape {image.shape}, not "
+                f"{(*self.size, 3)} uint8/uint16 (was the cache folder changed?). "
+                f"Received: path={path!r}"
             )
-        images = [
-            image.astype(np.uint16) * np.uint16(257) if image.dtype == np.uint8 else image
-            for image in images
-        ]
-    return np.stack(images)
+        if self.dtype == np.uint16 and image.dtype == np.uint8:
+            image = image.astype(np.uint16) * np.uint16(257)
+        return image
+
+
+@dataclasses.dataclass
+class ImageCLEFCache:
+    """A prepared cache folder of one setting (`prepare_imageclef_cache`).
+
+    Attributes: ``train`` and ``test`` (`ImageCLEFEntries`), ``label_map`` (a
+    `kerasmed.io.IrmaLabelMap` over the codes of both code lists), ``report`` (the
+    `kerasmed.io.ImageCLEFReport`), ``root`` (``cache_dir/<key>``) and ``settings``.
+    """
+
+    train: ImageCLEFEntries
+    test: ImageCLEFEntries
+    label_map: object
+    report: object
+    root: str
+    settings: dict
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of both splits as arrays (what `load_imageclef_arrays` would hold)."""
+        return self.train.nbytes + self.test.nbytes
+
+
+def _split_dtype(records, notes):
+    dtypes = [record["dtype"] for record in records]
+    if "uint16" not in dtypes:
+        return np.dtype(np.uint8)
+    eight = dtypes.count("uint8")
+    if eight:
+        notes.append(
+            f"{eight} 8-bit image(s) multiplied by 257 to share one uint16 array with "
+            f"{len(dtypes) - eight} 16-bit image(s)"
+        )
+    return np.dtype(np.uint16)
+
+
+def _tasks(splits, root, settings):
+    """``{(split, k): PrepTask}``: one task per image, its entry the output, its file's stamp
+    its own settings."""
+    tasks = {}
+    for name, split in splits.items():
+        for k, path in enumerate(split.paths):
+            entry = f"{name}/{_entry_name(split.ids[k])}"
+            try:
+                stamp = source_stamp(path).tolist()
+            except OSError:
+                stamp = None  # the work fails on it, and is reported
+            args = {"path": path, "cache_path": os.path.join(root, entry), "output": entry,
+                    "settings": settings}  # fmt: skip
+            key = f"{name}.{entry[len(name) + 1 : -len('.npz')]}"
+            tasks[name, k] = PrepTask(key, args, source=path, settings={"source": stamp})
+    return tasks
+
+
+def prepare_imageclef_cache(
+    data_dir,
+    cache_dir,
+    padding="constant",
+    enhanced=False,
+    size=299,
+    workers=None,
+    strict=True,
+    progress=True,
+    **paths,
+) -> ImageCLEFCache:
+    """Preprocesses every image of an ImageCLEF 2009 folder into `cache_dir`; reads no pixel back.
+
+    One `kerasmed.io.prep_runner.PrepTask` per image runs
+    `kerasmed.preprocessing.xray_files.prepare_cache_entry` through
+    `kerasmed.io.prep_runner.run_prep` (in `workers` spawned processes that import no Keras):
+    its output is the cache entry ``cache_dir/<key>/<split>/<image_id>.npz``, its journal
+    record (in ``cache_dir/<key>/.prep/``) holds the image's notes and dtype. A rerun reuses an
+    entry whose record was written with the same settings (those of the key) for a source file
+    of the same size and modification time (the task's settings), and computes the rest.
+
+    Then the strict rule of `kerasmed.io.report` is applied once, to the problems of the code
+    lists and the images that cannot be decoded together (see `load_imageclef_arrays`).
+
+    Args:
+        data_dir: the ImageCLEF folder (layout in `kerasmed.io.imageclef`).
+        cache_dir: folder of the cache (created).
+        padding, enhanced, size, workers, strict, progress, **paths: as
+            `load_imageclef_arrays`.
+
+    Returns:
+        An `ImageCLEFCache`: per split the entries' paths and labels, in code-list order.
+    """
+    settings = imageclef_cache_settings(padding, enhanced, size)
+    if workers is not None:
+        check_non_negative_int(workers, "workers")
+    workers = resolve_workers(workers)
+    index = index_imageclef(data_dir, **paths)
+    report = index.report
+    splits = {"train": index.train, "test": index.test}
+    root = os.path.join(os.fspath(cache_dir), imageclef_cache_key(settings))
+    os.makedirs(root, exist_ok=True)
+    write_text_atomic(os.path.join(root, "settings.json"), json.dumps(settings, indent=2))
+    tasks = _tasks(splits, root, settings)
+    run = run_prep(
+        list(tasks.values()), prepare_cache_entry, os.path.join(root, ".prep"),
+        settings=settings, workers=workers, progress=progress, desc="preprocessing radiographs",
+        unit="image", strict=None, source=os.fspath(data_dir), out_dir=root,
+        initializer=init_worker,
+    )  # fmt: skip
+    report.computed += len(run.computed)
+    report.cached += len(run.resumed)
+    failed = {problem.item: problem.reason for problem in run.report.problems}
+    entries = {}
+    for name, split in splits.items():
+        records, kept, codes, entry_paths = [], [], [], []
+        for k, image_id in enumerate(split.ids):
+            task = tasks[name, k]
+            if task.key not in run.records:
+                split.report.add(
+                    f"cannot read image: {failed[task.key]}",
+                    row=int(split.rows[k]),
+                    item=image_id,
+                    path=split.paths[k],
+                )
+                continue
+            record = run.records[task.key]
+            report.notes.extend(f"{name} {image_id}: {note}" for note in record["notes"])
+            records.append(record)
+            kept.append(image_id)
+            codes.append(split.codes[k])
+            entry_paths.append(task.args["cache_path"])
+        report.ids[name] = tuple(kept)
+        dtype = _split_dtype(records, report.notes)
+        labels = index.label_map.encode(codes)
+        entries[name] = ImageCLEFEntries(
+            entry_paths, labels, tuple(kept), dtype, tuple(settings["size"])
+        )
+    report.raise_or_warn(strict, "input(s)")
+    return ImageCLEFCache(
+        entries["train"], entries["test"], index.label_map, report, root, settings
+    )
 
 
 def load_imageclef_arrays(
@@ -147,15 +307,17 @@ def load_imageclef_arrays(
 ):
     """Reads and preprocesses an ImageCLEF 2009 folder into training and test arrays.
 
-    Every usable row of both code lists is read and preprocessed (cache entries are reused,
-    the other images computed in `workers` processes); then the strict rule of
-    `kerasmed.io.report` is applied once, to the problems of the code lists (missing image
-    file, bad IRMA code, duplicate id...) and the images that cannot be decoded together:
-    ``strict=True`` raises one `kerasmed.io.LoadError` listing them all (what was computed
-    stays in the cache), ``strict=False`` skips them and warns.
+    Every usable row of both code lists is read and preprocessed (`prepare_imageclef_cache`:
+    cache entries are reused, the other images computed in `workers` processes); then the
+    strict rule of `kerasmed.io.report` is applied once, to the problems of the code lists
+    (missing image file, bad IRMA code, duplicate id...) and the images that cannot be decoded
+    together: ``strict=True`` raises one `kerasmed.io.LoadError` listing them all (what was
+    computed stays in the cache), ``strict=False`` skips them and warns. The entries are then
+    read back and stacked.
 
     Memory: the arrays are ``N x size x size x 3`` bytes (uint8): 3.4 GB for the 12,677
-    training images at 299 x 299, 10 GB at the paper's 512 x 512.
+    training images at 299 x 299, 10 GB at the paper's 512 x 512. `ImageCLEFDataset` reads
+    the batches of a prepared cache from disk instead.
 
     Args:
         data_dir: the ImageCLEF folder (layout in `kerasmed.io.imageclef`).
@@ -163,7 +325,8 @@ def load_imageclef_arrays(
             `prepare_radiograph` (the paper's constant, repetitive and resize inputs).
         enhanced: ``(original, NL-means, CLAHE)`` channels instead of grey x 3.
         size: output side, or ``(height, width)`` (paper: 512).
-        cache_dir: folder of the cache (created); ``None`` keeps nothing on disk.
+        cache_dir: folder of the cache (created); ``None`` uses a temporary one, removed
+            before returning (nothing is kept on disk).
         workers: worker processes; ``None`` uses every core, ``0`` or ``1`` runs in this
             process (OpenCV then uses its own threads).
         strict: the strict rule (above).
@@ -190,56 +353,72 @@ def load_imageclef_arrays(
     >>> x_train.shape, x_test.shape, x_train.dtype, report.ok
     ((6, 32, 32, 3), (2, 32, 32, 3), dtype('uint8'), True)
     """
-    settings = imageclef_cache_settings(padding, enhanced, size)
-    size = tuple(settings["size"])
-    if workers is None:
-        workers = os.cpu_count() or 1
-    workers = check_non_negative_int(workers, "workers")
-    index = index_imageclef(data_dir, **paths)
-    report = index.report
-    splits = {"train": index.train, "test": index.test}
-    root = None
-    if cache_dir is not None:
-        root = os.path.join(os.fspath(cache_dir), imageclef_cache_key(settings))
-        os.makedirs(root, exist_ok=True)
-        with open(os.path.join(root, "settings.json"), "w", encoding="utf-8") as f:
-            json.dump(settings, f, indent=2)
-    results, jobs = {}, []
-    for name, split in splits.items():
-        for k, path in enumerate(split.paths):
-            entry = None
-            if root is not None:
-                entry = os.path.join(root, name, _entry_name(split.ids[k]))
-                cached = read_cached_radiograph(entry, path)
-                if cached is not None:
-                    results[name, k] = (cached[0], cached[1], None)
-                    report.cached += 1
-                    continue
-            jobs.append(((name, k), path, entry, settings))
-    for job_id, image, notes, error in _run(jobs, workers, progress):
-        results[job_id] = (image, notes, error)
-        report.computed += error is None
-    arrays = {}
-    for name, split in splits.items():
-        images, labels, kept = [], [], []
-        for k, image_id in enumerate(split.ids):
-            image, notes, error = results[name, k]
-            if error is not None:
-                split.report.add(
-                    f"cannot read image: {error}",
-                    row=int(split.rows[k]),
-                    item=image_id,
-                    path=split.paths[k],
-                )
-                continue
-            report.notes.extend(f"{name} {image_id}: {note}" for note in notes)
-            images.append(image)
-            labels.append(split.codes[k])
-            kept.append(image_id)
-        report.ids[name] = tuple(kept)
-        arrays[name] = (_stack(images, size, report.notes), index.label_map.encode(labels))
-    report.raise_or_warn(strict, "input(s)")
-    return (*arrays["train"], *arrays["test"], index.label_map, report)
+    with contextlib.ExitStack() as stack:
+        if cache_dir is None:
+            imageclef_cache_settings(padding, enhanced, size)  # bad settings before the folder
+            cache_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kerasmed-"))
+        cache = prepare_imageclef_cache(
+            data_dir, cache_dir, padding, enhanced, size, workers, strict, progress, **paths
+        )
+        arrays = [(split.read(), split.labels) for split in (cache.train, cache.test)]
+    return (*arrays[0], *arrays[1], cache.label_map, cache.report)
+
+
+class ImageCLEFDataset(EpochOrderDataset):
+    """Batches of an ImageCLEF split read from its cache entries when Keras asks for them.
+
+    Only the index (entry paths, labels) is in memory; batch ``i`` reads its ``batch_size``
+    entries. The images are those of `load_imageclef_arrays`'s arrays (the split's dtype; the
+    model casts them), the targets one-hot float32.
+
+    Args:
+        entries: an `ImageCLEFEntries` (``prepare_imageclef_cache(...).train``).
+        num_classes: width of the one-hot targets (``label_map.num_classes``).
+        batch_size: images per batch (the last one may be smaller).
+        shuffle: visit the images in a new order every epoch, seeded by ``(seed, epoch)``;
+            ``False`` keeps code-list order (evaluation).
+        seed: see `shuffle`.
+        **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
+            ``keras.utils.PyDataset`` (``workers > 1``: batches read ahead while the model
+            trains).
+
+    Example:
+
+    >>> import tempfile
+    >>> from kerasmed.data import simulate_radiographs
+    >>> folder, cache = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> _ = write_imageclef_folder(simulate_radiographs(8, 32, 48), folder, test_fraction=0.25)
+    >>> prepared = prepare_imageclef_cache(folder, cache, size=16, workers=0, progress=False)
+    >>> data = ImageCLEFDataset(prepared.train, prepared.label_map.num_classes, batch_size=4)
+    >>> x, y = data[0]
+    >>> len(data), x.shape, x.dtype, y.shape[0]
+    (2, (4, 16, 16, 3), dtype('uint8'), 4)
+    """
+
+    def __init__(self, entries, num_classes, batch_size=16, shuffle=True, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(entries, ImageCLEFEntries):
+            raise ValueError(
+                "`entries` must be a kerasmed.data.imageclef.ImageCLEFEntries (pass arrays to "
+                f"`fit` directly). Received: entries of type {type(entries).__name__}"
+            )
+        if not len(entries):
+            raise ValueError("`entries` holds no image. Received: len(entries)=0")
+        self.entries = entries
+        self.num_classes = check_whole_number(num_classes, "num_classes")
+        if entries.labels.max() >= self.num_classes:
+            raise ValueError(
+                f"`num_classes` must exceed every label. Received: num_classes={num_classes}, "
+                f"largest label {int(entries.labels.max())}"
+            )
+        self.batch_size = check_whole_number(batch_size, "batch_size")
+        self.shuffle, self.seed = bool(shuffle), seed
+        self._start_order(len(entries), self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self._batch_rows(index)
+        targets = np.eye(self.num_classes, dtype=np.float32)[self.entries.labels[rows]]
+        return self.entries.read(rows), targets
 
 
 def write_imageclef_folder(phantom, folder, test_fraction=0.2, file_format="png"):

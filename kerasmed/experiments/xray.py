@@ -10,7 +10,12 @@ categorical cross-entropy), evaluated by test accuracy and loss (Tables I and II
 
 Data: an ImageCLEF 2009 folder (``data_dir``, layout in `kerasmed.io.imageclef`), or the
 phantom of `kerasmed.data.simulate_radiographs` written in that layout to a temporary folder
-and read back through the same reader (`kerasmed.data.load_imageclef_arrays`).
+and read back through the same reader. The six inputs are prepared, trained and freed one at a
+time (`load_input`): each goes through the per-image cache
+(`kerasmed.data.imageclef.prepare_imageclef_cache`), then is either read into arrays or, when
+its arrays would exceed `kerasmed.data.streaming.STREAM_ABOVE_BYTES` (`streams`; the real set
+at 299 or 512 pixels), streamed from the cache batch by batch
+(`kerasmed.data.imageclef.ImageCLEFDataset`): only the entries' paths and labels are in memory.
 
 The same functions, configured by an `XrayConfig` (see `kerasmed.experiments.presets.xray`),
 drive ``kerasmed reproduce xray`` and ``notebooks/05_xray_inception.ipynb``.
@@ -26,7 +31,9 @@ import keras
 import matplotlib.figure
 import numpy as np
 
-from kerasmed.data import load_imageclef_arrays, simulate_radiographs, write_imageclef_folder
+from kerasmed.data import simulate_radiographs, write_imageclef_folder
+from kerasmed.data.imageclef import ImageCLEFCache, ImageCLEFDataset, prepare_imageclef_cache
+from kerasmed.data.streaming import STREAM_ABOVE_BYTES
 from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
 from kerasmed.experiments.presets.xray import PRESETS, XrayConfig
 from kerasmed.io import class_imbalance_report, index_imageclef, read_radiograph
@@ -37,6 +44,7 @@ from kerasmed.models.xray import (
 )
 from kerasmed.plotting import plot_learning_curves, plot_paper_comparison
 from kerasmed.preprocessing import prepare_radiograph
+from kerasmed.validation import check_whole_number
 
 __all__ = [
     "MODELS",
@@ -44,13 +52,14 @@ __all__ = [
     "PRESETS",
     "XrayConfig",
     "build_model",
-    "load_data",
+    "load_input",
     "load_report_counts",
     "majority_rate",
     "phantom_folder",
     "preprocessing_figure",
     "run",
     "save_figures",
+    "streams",
     "train_and_evaluate",
 ]
 
@@ -99,32 +108,58 @@ def phantom_folder(config, seed=0):
         yield folder
 
 
-def load_data(config, data_dir, verbose=True):
-    """Reads and preprocesses `data_dir` once per input of `MODELS`.
+def streams(config, cache):
+    """Whether an input is streamed: ``config.stream``, or when that is ``None`` whether its
+    arrays (`kerasmed.data.imageclef.ImageCLEFCache.nbytes`, uint8 or uint16) would take more
+    than `kerasmed.data.streaming.STREAM_ABOVE_BYTES`.
 
-    Returns:
-        ``{name: (x_train, y_train, x_test, y_test)}``, the `kerasmed.io.IrmaLabelMap` and the
-        `kerasmed.io.ImageCLEFReport` of the first read (every read sees the same files), its
-        ``computed`` and ``cached`` counts summed over the six reads.
+    ImageCLEF 2009 at the paper's 512 x 512 is 11.3 GB per input (3.9 GB at 299): streamed;
+    the quick preset's phantom is 7 MB: in memory.
+    """
+    if config.stream is not None:
+        return config.stream
+    return cache.nbytes > STREAM_ABOVE_BYTES
+
+
+@contextlib.contextmanager
+def load_input(config, data_dir, name, verbose=True):
+    """Preprocesses `data_dir` for the input `name` of `MODELS` (one input at a time).
+
+    The images go through `kerasmed.data.imageclef.prepare_imageclef_cache` into
+    ``config.cache_dir`` (``None``: a temporary folder, removed on exit); then, unless
+    `streams`, they are read back as arrays.
+
+    Yields:
+        ``(data, label_map, report)``: ``data`` is ``(x_train, y_train, x_test, y_test)``
+        (in memory), or the `kerasmed.data.imageclef.ImageCLEFCache` whose entries
+        `train_and_evaluate` streams; the `kerasmed.io.IrmaLabelMap` and the
+        `kerasmed.io.ImageCLEFReport`.
     """
     log = logger("xray", verbose)
-    data, label_map, report = {}, None, None
-    for name, (padding, enhanced) in MODELS.items():
+    padding, enhanced = MODELS[name]
+    with contextlib.ExitStack() as stack:
+        cache_dir = config.cache_dir
+        if cache_dir is None:
+            cache_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kerasmed-xray-"))
         start = time.perf_counter()
-        x_train, y_train, x_test, y_test, labels, loaded = load_imageclef_arrays(
-            data_dir, padding=padding, enhanced=enhanced, size=config.image_size,
-            cache_dir=config.cache_dir, workers=config.workers, strict=config.strict,
-            progress=False,
+        cache = prepare_imageclef_cache(
+            data_dir, cache_dir, padding=padding, enhanced=enhanced, size=config.image_size,
+            workers=config.workers, strict=config.strict, progress=False,
         )  # fmt: skip
-        data[name] = (x_train, y_train, x_test, y_test)
-        if label_map is None:
-            label_map, report = labels, loaded
-        else:
-            report.computed += loaded.computed
-            report.cached += loaded.cached
-        log(f"{name}: {len(x_train)} training + {len(x_test)} test images "
+        data = cache
+        if not streams(config, cache):
+            data = (cache.train.read(), cache.train.labels, cache.test.read(), cache.test.labels)
+        how = "in memory" if isinstance(data, tuple) else "streamed from the cache"
+        log(f"{name}: {len(cache.train)} training + {len(cache.test)} test images, {how} "
             f"({time.perf_counter() - start:.1f} s)")  # fmt: skip
-    return data, label_map, report
+        yield data, cache.label_map, cache.report
+
+
+def _labels(data):
+    """``(y_train, y_test)`` of what `load_input` yields."""
+    if isinstance(data, ImageCLEFCache):
+        return data.train.labels, data.test.labels
+    return data[1], data[3]
 
 
 def load_report_counts(report):
@@ -184,11 +219,31 @@ def _layers(model):
             yield from _layers(layer)
 
 
-def train_and_evaluate(config, arrays, num_classes, seed=0, verbose=True, name="model"):
-    """Trains one classifier on ``(x_train, y_train, x_test, y_test)``; test accuracy and loss.
+def _fit_data(config, data, num_classes, seed):
+    """``(train, test, input_max)`` for ``fit``: arrays with one-hot targets, or streamed
+    `kerasmed.data.imageclef.ImageCLEFDataset`s."""
+    if isinstance(data, ImageCLEFCache):
+        reading = {"workers": check_whole_number(config.read_workers, "read_workers")}
+        train = ImageCLEFDataset(
+            data.train, num_classes, config.batch_size, shuffle=True, seed=seed, **reading
+        )
+        test = ImageCLEFDataset(data.test, num_classes, config.batch_size, shuffle=False, **reading)
+        return train, test, float(np.iinfo(data.train.dtype).max)
+    x_train, y_train, x_test, y_test = data
+    one_hot = lambda y: keras.utils.to_categorical(y, num_classes)  # noqa: E731
+    input_max = float(np.iinfo(x_train.dtype).max)
+    return (x_train, one_hot(y_train)), (x_test, one_hot(y_test)), input_max
 
-    The images stay integer arrays (the model casts each batch to float32): 12,677 training
-    images at 512 x 512 are 10 GB as uint8 and would be 40 GB as float32.
+
+def train_and_evaluate(config, data, num_classes, seed=0, verbose=True, name="model"):
+    """Trains one classifier on one input (`load_input`); test accuracy and loss.
+
+    `data` is ``(x_train, y_train, x_test, y_test)`` or, streamed, an
+    `kerasmed.data.imageclef.ImageCLEFCache` whose batches are read from disk as Keras asks
+    for them (`kerasmed.data.imageclef.ImageCLEFDataset`, shuffled per epoch, with
+    ``config.read_workers``). The images stay integer arrays (the model casts each batch to
+    float32): 12,677 training images at 512 x 512 are 10 GB as uint8 and would be 40 GB as
+    float32.
 
     The test set is passed as ``validation_data`` only to draw the learning curves: nothing is
     chosen on it (the last epoch's weights are evaluated, as the paper reports its last epoch).
@@ -197,20 +252,20 @@ def train_and_evaluate(config, arrays, num_classes, seed=0, verbose=True, name="
         ``(metrics, history)``: ``{"accuracy", "loss", "train_accuracy", "train_loss",
         "seconds"}`` and the Keras history dict.
     """
-    x_train, y_train, x_test, y_test = arrays
-    input_max = float(np.iinfo(x_train.dtype).max)
+    train, test, input_max = _fit_data(config, data, num_classes, seed)
     model = build_model(config, num_classes, input_max, seed=seed, name=f"xray_{name}")
-    one_hot = lambda y: keras.utils.to_categorical(y, num_classes)  # noqa: E731
     start = time.perf_counter()
+    if isinstance(train, tuple):
+        fit_args = {"x": train[0], "y": train[1], "batch_size": config.batch_size, "shuffle": True}
+        eval_args = {"x": test[0], "y": test[1], "batch_size": config.batch_size}
+    else:
+        fit_args, eval_args = {"x": train}, {"x": test}
     history = model.fit(
-        x_train, one_hot(y_train), batch_size=config.batch_size,
-        epochs=config.epochs, validation_data=(x_test, one_hot(y_test)),
-        shuffle=True, verbose=0, callbacks=progress(name, verbose, ("loss", "accuracy")),
+        **fit_args, epochs=config.epochs, validation_data=test, verbose=0,
+        callbacks=progress(name, verbose, ("loss", "accuracy")),
     ).history  # fmt: skip
     seconds = time.perf_counter() - start
-    loss, accuracy = model.evaluate(
-        x_test, one_hot(y_test), batch_size=config.batch_size, verbose=0
-    )
+    loss, accuracy = model.evaluate(**eval_args, verbose=0)
     metrics = {
         "accuracy": float(accuracy),
         "loss": float(loss),
@@ -242,26 +297,38 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
     """
     config = resolve_config(PRESETS, preset, overrides, experiment="xray")
     log = logger("xray", verbose)
-    start = time.perf_counter()
+    preprocessing_seconds = 0.0
+    models, histories = {}, {}
+    label_map = report = None
     with contextlib.ExitStack() as stack:
+        start = time.perf_counter()
         if data_dir is None:
             data_dir = stack.enter_context(phantom_folder(config, seed))
             log(f"phantom: {config.num_images} radiographs in the ImageCLEF layout")
-        data, label_map, report = load_data(config, data_dir, verbose)
         example = _example_image(data_dir)
-    preprocessing_seconds = time.perf_counter() - start
-
-    _, y_train, _, y_test = data["resize"]
-    imbalance = class_imbalance_report(label_map.decode(y_train), label_map.decode(y_test))
-    log(f"{label_map.num_classes} classes; majority-class test accuracy "
-        f"{majority_rate(y_train, y_test):.3f}")  # fmt: skip
-    models, histories = {}, {}
-    for i, (name, arrays) in enumerate(data.items()):
-        models[name], histories[name] = train_and_evaluate(
-            config, arrays, label_map.num_classes, seed=seed + i, verbose=verbose, name=name
-        )
-        log(f"{name}: test accuracy {models[name]['accuracy']:.3f}, "
-            f"loss {models[name]['loss']:.3f} ({models[name]['seconds']:.0f} s)")  # fmt: skip
+        preprocessing_seconds += time.perf_counter() - start
+        for i, name in enumerate(MODELS):  # one input at a time: read, train, free
+            start = time.perf_counter()
+            with load_input(config, data_dir, name, verbose) as (data, labels, loaded):
+                preprocessing_seconds += time.perf_counter() - start
+                if label_map is None:
+                    label_map, report = labels, loaded
+                    y_train, y_test = _labels(data)
+                    imbalance = class_imbalance_report(
+                        label_map.decode(y_train), label_map.decode(y_test)
+                    )
+                    log(f"{label_map.num_classes} classes; majority-class test accuracy "
+                        f"{majority_rate(y_train, y_test):.3f}")  # fmt: skip
+                else:
+                    report.computed += loaded.computed
+                    report.cached += loaded.cached
+                models[name], histories[name] = train_and_evaluate(
+                    config, data, label_map.num_classes, seed=seed + i, verbose=verbose,
+                    name=name,
+                )  # fmt: skip
+                del data
+            log(f"{name}: test accuracy {models[name]['accuracy']:.3f}, "
+                f"loss {models[name]['loss']:.3f} ({models[name]['seconds']:.0f} s)")  # fmt: skip
     if out is not None:
         save_figures(out, example, config, histories, models)
     return {

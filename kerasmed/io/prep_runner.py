@@ -4,21 +4,24 @@ A script lists its inputs as `PrepTask` objects (a unique ``key`` per output, th
 of the work function, the input's path for the report) and calls `run_prep`:
 
 1. Tasks already done are skipped: a task is done when its journal record
-   ``<state_dir>/<key>.json`` exists, was written with the same ``settings``, and every file
-   it lists under ``"outputs"`` exists. The record is written (atomically) only after the
+   ``<state_dir>/<key>.json`` exists, was written with the same ``settings`` (and the same
+   ``task.settings``, what this one task's output depends on besides, e.g. its source file's
+   size and modification time), and every file it lists under ``"outputs"`` exists. The record is written (atomically) only after the
    task's outputs, and every output is itself written atomically (`atomic_path`: a temporary
    file in the same folder, then ``os.replace``), so an interrupted run leaves no partial
    output that could count as done, and a rerun does only the rest.
 2. The other tasks run ``work(task.args)`` in a pool of ``workers`` processes (``spawn``;
-   ``0`` or ``1`` runs them in this process), with a tqdm progress bar and its ETA. The work
+   ``0`` or ``1`` runs them in this process; ``initializer`` runs once in each worker), with a
+   tqdm progress bar and its ETA. The work
    function writes its outputs and returns a JSON-serialisable record (a dict); an optional
    ``finish(task, result)`` runs in this process on each result (e.g. a Keras model that
    should not be loaded once per worker) and returns the record instead.
 3. A task whose work raises one of ``errors`` (``ValueError``, ``OSError``) is a problem of
    the returned `LoadReport`, naming its input; the strict rule of `kerasmed.io.report` then
    applies once at the end (``strict=True`` raises one `LoadError` listing every failed input,
-   after the others were written; ``strict=False`` warns). Failed tasks have no record, so a
-   rerun tries them again.
+   after the others were written; ``strict=False`` warns; ``strict=None`` leaves the rule to
+   the caller, which merges the report into its own). Failed tasks have no record, so a rerun
+   tries them again.
 
 The work function is sent to the workers as a reference to its module file, so a function
 of a ``data_prep/`` script works there whether the script runs as ``__main__`` or was loaded
@@ -223,12 +226,14 @@ def write_text_atomic(path, text):
 @dataclasses.dataclass(frozen=True)
 class PrepTask:
     """One unit of work: its `key` (unique; a file name: its journal record), the `args`
-    given to the work function (picklable) and the input it stands for (`source`, for the
-    report)."""
+    given to the work function (picklable), the input it stands for (`source`, for the
+    report) and its own `settings` (JSON-serialisable, e.g. its source file's size and
+    modification time; a record written with other ones is not done)."""
 
     key: str
     args: object = None
     source: str | None = None
+    settings: object = None
 
 
 @dataclasses.dataclass
@@ -311,13 +316,19 @@ def _record_path(state_dir, key):
     return os.path.join(state_dir, f"{key}{RECORD_SUFFIX}")
 
 
-def _load_record(state_dir, key, settings, out_dir):
+def _as_json(value):
+    return json.loads(json.dumps(value))  # as it reads back from a record
+
+
+def _load_record(state_dir, task, settings, out_dir):
     try:
-        with open(_record_path(state_dir, key), encoding="utf-8") as f:
+        with open(_record_path(state_dir, task.key), encoding="utf-8") as f:
             saved = json.load(f)
     except (OSError, ValueError):
         return None
     if not isinstance(saved, dict) or saved.get("settings") != settings:
+        return None
+    if saved.get("task_settings") != _as_json(task.settings):
         return None
     record = saved.get("record")
     outputs = record.get("outputs", []) if isinstance(record, dict) else []
@@ -354,6 +365,7 @@ def run_prep(
     source=None,
     errors=(ValueError, OSError),
     out_dir=None,
+    initializer=None,
 ):
     """Runs `work` on every `PrepTask` not done yet (module docstring); returns a `PrepRun`.
 
@@ -369,11 +381,14 @@ def run_prep(
         workers: processes (``None``: every core; 0 or 1: in this process).
         progress: show a tqdm progress bar (with its ETA).
         desc, unit: the progress bar's text.
-        strict: the strict rule of `kerasmed.io.report` for the failed tasks.
+        strict: the strict rule of `kerasmed.io.report` for the failed tasks; ``None``
+            applies none (the caller does, on the returned ``report``).
         what: the inputs' name in the messages.
         source: the report's source (default `state_dir`'s parent).
         errors: exception types that make a task a reported problem (others propagate).
         out_dir: folder of the records' ``"outputs"`` (default `state_dir`'s parent).
+        initializer: a module-level function run once in each worker process (e.g. one
+            OpenCV thread per worker), not in this process.
 
     Returns:
         A `PrepRun`.
@@ -388,12 +403,12 @@ def run_prep(
     state_dir = os.fspath(state_dir)
     parent = os.path.dirname(os.path.abspath(state_dir))
     out_dir = parent if out_dir is None else os.fspath(out_dir)
-    settings = json.loads(json.dumps(settings))  # as it reads back from a record
+    settings = _as_json(settings)
     os.makedirs(state_dir, exist_ok=True)
     report = LoadReport(source or parent, num_rows=len(tasks), unit="inputs")
     done = {}
     for task in tasks:
-        record = _load_record(state_dir, task.key, settings, out_dir)
+        record = _load_record(state_dir, task, settings, out_dir)
         if record is not None:
             done[task.key] = record
     todo = [task for task in tasks if task.key not in done]
@@ -407,7 +422,10 @@ def run_prep(
             report.add(result, path=task.source, item=task.key)
             return
         record = finish(task, result) if finish is not None else result
-        text = json.dumps({"key": task.key, "settings": settings, "record": record})
+        saved = {"key": task.key, "settings": settings, "record": record}
+        if task.settings is not None:
+            saved["task_settings"] = task.settings
+        text = json.dumps(saved)
         write_text_atomic(_record_path(state_dir, task.key), text)
         done[task.key] = json.loads(text)["record"]
         computed.append(task.key)
@@ -416,7 +434,9 @@ def run_prep(
         if used:
             ref = _FunctionRef.of(work)
             context = multiprocessing.get_context("spawn")
-            pool = concurrent.futures.ProcessPoolExecutor(min(used, len(todo)), mp_context=context)
+            pool = concurrent.futures.ProcessPoolExecutor(
+                min(used, len(todo)), mp_context=context, initializer=initializer
+            )
             try:
                 futures = {pool.submit(_call, ref, task.args, errors): task for task in todo}
                 for future in concurrent.futures.as_completed(futures):
@@ -438,5 +458,6 @@ def run_prep(
     order = {task.key: k for k, task in enumerate(tasks)}
     computed.sort(key=order.get)
     run = PrepRun(records, computed, resumed, report, used, time.perf_counter() - started)
-    report.raise_or_warn(strict, what)
+    if strict is not None:
+        report.raise_or_warn(strict, what)
     return run

@@ -3,11 +3,14 @@
 `prepare_radiograph_file` reads one radiograph (`kerasmed.io.read_radiograph`), runs
 `kerasmed.preprocessing.prepare_radiograph` on it and, given a cache path, writes the result
 there atomically (`kerasmed.io.prep_runner.save_npz_atomic`: a temporary file renamed into
-place, so an interrupted run never leaves a half-written entry). `read_cached_radiograph` returns a cache entry when it is still valid:
-written by this cache format for a source file of the same size and modification time.
+place, so an interrupted run never leaves a half-written entry), with the `source_stamp` of its
+file. `read_cached_radiograph` returns a cache entry when it is still valid: written by this
+cache format for a source file of the same size and modification time.
 
-This module imports only OpenCV, NumPy and `kerasmed.io`, so that the worker processes of
-`kerasmed.data.load_imageclef_arrays` start in a second, without Keras.
+`prepare_cache_entry` is the work of one image for `kerasmed.io.prep_runner.run_prep` (which
+journals it and decides what a rerun reuses), `init_worker` its pool initializer. This module
+imports only OpenCV, NumPy and `kerasmed.io`, so that the worker processes of
+`kerasmed.data.imageclef.prepare_imageclef_cache` start in a second, without Keras.
 """
 
 from __future__ import annotations
@@ -129,20 +132,29 @@ def init_worker():
     cv2.setNumThreads(1)  # one core per worker process (benchmarks/xray_preprocessing.py)
 
 
-def prepare_job(job):
-    """`prepare_radiograph_file` for a process pool: `job` is ``(job id, path, cache path or
-    None, settings)`` (settings as `kerasmed.data.imageclef_cache_settings`); returns ``(job id,
-    image or None, notes, error message or None)``, errors of reading caught."""
-    job_id, path, cache_path, settings = job
-    try:
-        image, notes = prepare_radiograph_file(
-            path,
-            padding=settings["padding"],
-            size=tuple(settings["size"]),
-            enhanced=settings["enhanced"],
-            interpolation=settings["interpolation"],
-            cache_path=cache_path,
-        )
-    except (OSError, ValueError) as error:
-        return job_id, None, [], f"{type(error).__name__}: {error}"
-    return job_id, image, notes, None
+def prepare_cache_entry(args):
+    """Work of one image for `kerasmed.io.prep_runner.run_prep`: `prepare_radiograph_file`
+    written to its cache entry.
+
+    Args:
+        args: dict with ``path`` (the image file), ``cache_path`` (the entry, absolute),
+            ``output`` (the entry relative to the cache folder) and ``settings``
+            (`kerasmed.data.imageclef_cache_settings`).
+
+    Returns:
+        The journal record: ``outputs`` (the entry), ``notes`` of reading and conversion and
+        ``dtype`` (``"uint8"`` or ``"uint16"``) of the image.
+
+    Raises:
+        FileNotFoundError, ValueError: as `read_radiograph` (``run_prep`` reports them).
+    """
+    settings = args["settings"]
+    image, notes = prepare_radiograph_file(
+        args["path"],
+        padding=settings["padding"],
+        size=tuple(settings["size"]),
+        enhanced=settings["enhanced"],
+        interpolation=settings["interpolation"],
+        cache_path=args["cache_path"],
+    )
+    return {"outputs": [args["output"]], "notes": list(notes), "dtype": image.dtype.name}

@@ -1,4 +1,5 @@
-"""Tests of `kerasmed.data.load_imageclef_arrays` on phantom radiographs in the ImageCLEF layout."""
+"""Tests of `kerasmed.data.load_imageclef_arrays` (and the cache and streamed batches beneath it)
+on phantom radiographs in the ImageCLEF layout."""
 
 import os
 
@@ -14,6 +15,7 @@ from kerasmed.data import (
     simulate_radiographs,
     write_imageclef_folder,
 )
+from kerasmed.data.imageclef import ImageCLEFDataset, prepare_imageclef_cache
 from kerasmed.io import IrmaLabelMap, LoadError
 from kerasmed.preprocessing import prepare_radiograph
 
@@ -173,3 +175,30 @@ def test_argument_checks(tmp_path):
         load_imageclef_arrays(tmp_path / "none")
     with pytest.raises(ValueError, match="Received: test_fraction=1"):
         write_imageclef_folder(simulate_radiographs(2, 32, 32), tmp_path, test_fraction=1)
+
+
+def test_streamed_batches_are_the_arrays_with_mixed_bit_depths(tmp_path):
+    phantom = simulate_radiographs(7, 32, 48, bit_depth=16, seed=6)
+    write_imageclef_folder(phantom, tmp_path / "data", test_fraction=0.3)
+    eight = (phantom.images[1] >> 8).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "data" / "ImageCLEFmed2009_train.02" / "1001.png"), eight)
+    kwargs = dict(size=SIZE, workers=0, progress=False, cache_dir=tmp_path / "cache")
+    x_train, y_train, *_, report = load_imageclef_arrays(tmp_path / "data", **kwargs)
+    assert x_train.dtype == np.uint16 and report.notes == [
+        "1 8-bit image(s) multiplied by 257 to share one uint16 array with 4 16-bit image(s)"
+    ]
+    cache = prepare_imageclef_cache(tmp_path / "data", **kwargs)
+    assert cache.train.dtype == np.uint16 and cache.report.notes == report.notes
+    assert cache.report.cached == 7 and cache.nbytes == 7 * SIZE * SIZE * 3 * 2
+    data = ImageCLEFDataset(cache.train, cache.label_map.num_classes, batch_size=2, shuffle=False)
+    batches = [data[i] for i in range(len(data))]
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), x_train)
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]).argmax(1), y_train)
+    with pytest.raises(ValueError, match="Received: entries of type ndarray"):
+        ImageCLEFDataset(x_train, 3)
+    with pytest.raises(ValueError, match="Received: num_classes=1"):
+        ImageCLEFDataset(cache.train, 1)
+    # a cache entry replaced by something else is named when its batch is read
+    np.savez(cache.train.paths[0], image=np.zeros((3, 3), np.uint8))
+    with pytest.raises(ValueError, match="1000.npz holds a uint8 image of shape \\(3, 3\\)"):
+        data[0]

@@ -1,9 +1,11 @@
 """Tests of `kerasmed.io.prep_runner`: resume after an interruption, atomic outputs, pool."""
 
 import argparse
+import functools
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -148,3 +150,37 @@ def test_atomic_outputs_get_the_permissions_of_a_plain_open(tmp_path):
     plain.write_text("x")
     atomic = write_text_atomic(tmp_path / "atomic.txt", "x")
     assert os.stat(atomic).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
+
+
+def opencv_threads(_):
+    import cv2
+
+    return {"threads": cv2.getNumThreads()}
+
+
+def test_task_settings_decide_done_per_task(tmp_path):
+    kwargs = dict(workers=0, progress=False, settings={"size": 1})
+    tasks = [PrepTask(f"item{n}", (str(tmp_path), n), settings={"stamp": [n, 0]}) for n in (1, 2)]
+    run_prep(tasks, square_file, tmp_path / ".prep", **kwargs)
+    assert json.loads((tmp_path / ".prep" / "item1.json").read_text())["task_settings"] == {
+        "stamp": [1, 0]
+    }
+    # one task's source changed (another stamp): that task only runs again
+    tasks[1] = PrepTask("item2", (str(tmp_path), 2), settings={"stamp": [2, 9]})
+    run = run_prep(tasks, square_file, tmp_path / ".prep", **kwargs)
+    assert run.resumed == ["item1"] and run.computed == ["item2"]
+    # a task without settings is not done by a record written with some
+    plain = [PrepTask("item1", (str(tmp_path), 1))]
+    assert run_prep(plain, square_file, tmp_path / ".prep", **kwargs).computed == ["item1"]
+    assert "task_settings" not in json.loads((tmp_path / ".prep" / "item1.json").read_text())
+
+
+def test_strict_none_applies_no_rule_and_initializer_runs_in_each_worker(tmp_path, recwarn):
+    run = run_prep(_tasks(tmp_path, [4, 5]), square_file, tmp_path / ".prep", workers=0,
+                   progress=False, strict=None)  # fmt: skip
+    assert [str(p) for p in run.report.problems] == ["in/5.txt: ValueError: input 5 is unreadable"]
+    assert not [w for w in recwarn if "not loaded" in str(w.message)]
+    tasks = [PrepTask(str(n), n) for n in range(2)]
+    run = run_prep(tasks, opencv_threads, tmp_path / "cv", workers=2, progress=False,
+                   initializer=functools.partial(cv2.setNumThreads, 7))  # fmt: skip
+    assert run.workers == 2 and [r["threads"] for r in run.records.values()] == [7, 7]

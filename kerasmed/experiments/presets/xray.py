@@ -23,7 +23,8 @@ class XrayConfig:
 
     Without a ``data_dir`` the run simulates radiographs (`kerasmed.data.simulate_radiographs`),
     writes them in the ImageCLEF 2009 layout (`kerasmed.data.write_imageclef_folder`) and reads
-    them back with `kerasmed.data.load_imageclef_arrays`, the reader of the real data set.
+    them back through the reader of the real data set
+    (`kerasmed.data.imageclef.prepare_imageclef_cache`).
 
     Args:
         num_images: phantom radiographs, training and test together.
@@ -44,8 +45,16 @@ class XrayConfig:
         batch_size: images per batch (paper: 16).
         epochs: epochs per model (paper: 25).
         workers: preprocessing worker processes (``None``: every core, ``0``: in process).
-        cache_dir: folder of the preprocessing cache, or ``None``.
+        cache_dir: folder of the preprocessing cache (a rerun reuses it), or ``None``: a
+            temporary folder per input, removed once that input is trained (a streamed input
+            reads its batches from there, so the folder needs room for the cache).
         strict: the strict rule of the reader (`kerasmed.io.report`).
+        stream: read each input's batches from the preprocessing cache as training needs them
+            (``True``), hold its arrays in memory (``False``), or (``None``) stream when the
+            arrays would exceed `kerasmed.data.streaming.STREAM_ABOVE_BYTES` (ImageCLEF at 299
+            or 512 pixels; not the quick phantom).
+        read_workers: threads reading a streamed input's batches ahead of training (the
+            ``workers`` of ``keras.utils.PyDataset``; 1: read in line).
         jit_compile: passed to ``compile`` (``"auto"``: Keras chooses).
     """
 
@@ -73,6 +82,8 @@ class XrayConfig:
     workers: int | None = 0
     cache_dir: str | None = None
     strict: bool = True
+    stream: bool | None = None
+    read_workers: int = 1
     jit_compile: Literal["auto"] | bool = "auto"
 
 
