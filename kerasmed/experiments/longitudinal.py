@@ -137,8 +137,9 @@ def train_image_cnn(train, config, seed=0, verbose=True):
     many training exams re-estimate BatchNorm's statistics before each validation
     (`kerasmed.callbacks.PreciseBatchNorm`): Keras's moving averages lag the weights, which
     made the validation loss jump between epochs and the last exams' predictions depend on
-    where training stopped (the quick preset, seed 0: 1.11, 1.50, 0.55, 0.71, 0.34, 0.34 with
-    the moving averages; 0.375 down to 0.235 with re-estimated statistics).
+    where training stopped (the quick preset, TensorFlow, seed 0: 1.11, 1.50, 0.55, 0.71, 0.34,
+    0.34 with the moving averages, 0.375 falling to 0.238 with re-estimated ones; seed 1: the
+    single-image average F was 0.26 with the moving averages, 0.78 with re-estimated ones).
 
     Returns:
         ``(model, history)``; ``model.layers[1]`` is the backbone that makes the features.
