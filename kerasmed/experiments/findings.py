@@ -65,6 +65,8 @@ def _share(part, whole):
 
 # Table 3 of paper 000 (simulated data), average F-measure.
 _TLSTM_PAPER_F = {"single_image": 0.7231, "lstm": 0.7359, "tlstm_v1": 0.9296, "tlstm_v2": 0.8864}
+# Table 3 of paper 000, the single-image AlexNet's PPV per digit (`longitudinal.PAPER`).
+_TLSTM_PAPER_PPV = {"0": 0.5721, "6": 0.8303, "8": 0.7771, "3": 0.5157, "9": 0.8199}
 _TLSTM_PAPER_GAIN = {
     m: _TLSTM_PAPER_F[m] - _TLSTM_PAPER_F["lstm"] for m in ("tlstm_v1", "tlstm_v2")
 }
@@ -99,11 +101,17 @@ def _tlstm_cell(results, claim):
     cell = f["tlstm_v1_encoded"] - f["lstm_with_delta"]
     tlstm_gain = f["tlstm_v1_encoded"] - f["lstm"]
     delta_gain = f["lstm_with_delta"] - f["lstm"]
+    if cell >= 0.03:
+        reading = f"the cell adds {cell:+.3f} to what seeing δ gives"
+    elif delta_gain >= 0.03:
+        reading = "so in this run the gain comes from seeing δ, not from the time-modulated cell"
+    else:
+        reading = "neither model gains 0.03 over the lstm in this run"
     evidence = (
         f"tlstm_v1_encoded {f['tlstm_v1_encoded']:.3f} - lstm_with_delta "
         f"{f['lstm_with_delta']:.3f} = {cell:+.3f}; seeing δ alone gives the LSTM "
         f"{delta_gain:+.3f} of the tLSTM's {tlstm_gain:+.3f} over the lstm "
-        f"({_share(delta_gain, tlstm_gain)})"
+        f"({_share(delta_gain, tlstm_gain)}): {reading}"
     )
     return Verdict(claim, cell >= 0.03, evidence)
 
@@ -121,6 +129,27 @@ def _tlstm_shuffled(results, claim):
         f"{f['tlstm_v1_shuffled_delta'] - f['lstm']:+.3f}"
     )
     return Verdict(claim, drop >= 0.03, evidence)
+
+
+@_finding(
+    "stage 1: the image CNN trains stably: its validation loss never rises more than 0.02 "
+    "above its lowest so far (kerasmed's check; the paper's AlexNet was pre-trained)"
+)
+def _tlstm_cnn_stable(results, claim):
+    loss = results.get("histories", {}).get("single_image", {}).get("val_loss")
+    if not loss:
+        raise _NotTested("this run has no validation loss of the single-image CNN")
+    loss = [float(v) for v in loss]
+    rises = [e for e in range(1, len(loss)) if loss[e] > min(loss[:e]) + 0.02]
+    ppv = results["models"].get("single_image", {}).get("ppv", {})
+    paper = _TLSTM_PAPER_PPV
+    evidence = (
+        f"validation loss per epoch: {', '.join(f'{v:.3f}' for v in loss)}"
+        + (f"; rises at epoch {', '.join(str(e + 1) for e in rises)}" if rises else "")
+        + "; single_image PPV per digit "
+        + ", ".join(f"{d} {ppv[d]:.3f} (paper {paper[d]:.3f})" for d in paper if d in ppv)
+    )
+    return Verdict(claim, not rises, evidence)
 
 
 def _p_value(results, model):
@@ -259,7 +288,7 @@ def _fcslstm_heldout(results, claim):
 
 
 FINDINGS = {
-    "tlstm": (_tlstm_raw_gain, _tlstm_cell, _tlstm_shuffled),
+    "tlstm": (_tlstm_raw_gain, _tlstm_cell, _tlstm_shuffled, _tlstm_cnn_stable),
     "ich": (_ich_end_to_end, _ich_operating_point, _ich_svm_vs_lstm_only, _ich_staged_vs_svm),
     "fcslstm": (
         _fcslstm_forward("mpa", "the test time point", (0.853, 0.85)),

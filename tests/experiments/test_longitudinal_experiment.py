@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -122,3 +123,18 @@ def test_exam_rows_and_the_one_step_mlp():
     backbone = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten()])
     report = exp.one_step_mlp(backbone, train, test, units=4, epochs=1)
     assert set(report["f_measure"]) == {*train.label_names, "avg"}
+
+
+@pytest.mark.parametrize("precise", [10_000, 0])
+def test_image_cnn_batchnorm_statistics_are_those_of_the_training_exams(precise):
+    # cnn_precise_bn above the number of exams: every training exam re-estimates them
+    config = get_config("tlstm", "quick", **{**TINY, "cnn_precise_bn": precise})
+    train, _ = exp.load_data(config, seed=0)
+    model, _ = exp.train_image_cnn(train, config, seed=0, verbose=False)
+    images, _ = train.all_exams()
+    fit = images[: int(np.floor(len(images) * 0.9)), ..., None]  # validation_split's part
+    backbone = model.layers[1]
+    conv = backbone.get_layer("small_cnn_conv1")(fit)
+    mean = np.mean(keras.ops.convert_to_numpy(conv), axis=(0, 1, 2))
+    moving = keras.ops.convert_to_numpy(backbone.get_layer("small_cnn_bn1").moving_mean)
+    assert np.allclose(moving, mean, rtol=1e-3, atol=1e-5) is bool(precise), (moving, mean)

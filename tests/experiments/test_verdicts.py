@@ -102,6 +102,7 @@ TLSTM_FULL = {
     "tlstm_v1_encoded": _f(0.85),
     "tlstm_v1_shuffled_delta": _f(0.73),
 }
+TLSTM_EXTRA = {"histories": {"single_image": {"val_loss": [0.40, 0.33, 0.345, 0.30]}}}
 ICH_FULL = {
     **ICH_HOLDS,
     "cnn_bilstm_staged": {"auc": 0.90, "specificity": 0.70, "sensitivity": 0.98},
@@ -160,7 +161,7 @@ def test_finding_holds_and_breaks_with_the_numbers(case):
 
 def test_findings_of_a_full_run_all_hold_and_print():
     for experiment, models, extra in (
-        ("tlstm", TLSTM_FULL, {}),
+        ("tlstm", TLSTM_FULL, TLSTM_EXTRA),
         ("ich", ICH_FULL, ICH_EXTRA),
         ("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA),
     ):
@@ -181,6 +182,38 @@ def test_tlstm_findings_give_the_papers_gain_and_ours():
     cell = _finding(results, "cell's").evidence
     # an LSTM that sees δ gets +0.04 of the tLSTM's +0.13: 31 % of the gain
     assert "= +0.090" in cell and "+0.040 of the tLSTM's +0.130" in cell and "(31%)" in cell
+
+
+def test_tlstm_cnn_stability_finding_reads_the_validation_loss():
+    ppv = {"ppv": {"0": 0.74, "6": 0.92, "avg": 0.83}}
+    models = {**TLSTM_FULL, "single_image": {**TLSTM_FULL["single_image"], **ppv}}
+    stable = _finding(_results("tlstm", models, TLSTM_EXTRA), "trains stably")
+    assert stable.holds is True, stable.text
+    assert "0.400, 0.330, 0.345, 0.300" in stable.evidence and "rises" not in stable.evidence
+    assert "0 0.740 (paper 0.572), 6 0.920 (paper 0.830)" in stable.evidence
+    jumpy = {"histories": {"single_image": {"val_loss": [1.109, 1.497, 0.554, 0.714, 0.338]}}}
+    unstable = _finding(_results("tlstm", models, jumpy), "trains stably")
+    assert unstable.holds is False and "rises at epoch 2, 4" in unstable.evidence
+    assert _finding(_results("tlstm", models, {}), "trains stably").holds is None
+
+
+def test_tlstm_paper_numbers_of_the_findings_are_table_3s():
+    from kerasmed.experiments.longitudinal import PAPER
+
+    single = PAPER["single_image"]["ppv"]
+    assert findings._TLSTM_PAPER_PPV == {d: single[d] for d in "06839"}
+    assert findings._TLSTM_PAPER_F == {m: PAPER[m]["f_measure"]["avg"] for m in PAPER}
+
+
+def test_tlstm_cell_finding_says_where_the_gain_comes_from():
+    cell = _finding(_results("tlstm", TLSTM_FULL, {}), "cell's").evidence
+    assert cell.endswith("the cell adds +0.090 to what seeing δ gives"), cell
+    seeing = {**TLSTM_FULL, "lstm_with_delta": _f(0.84)}
+    cell = _finding(_results("tlstm", seeing, {}), "cell's").evidence
+    assert cell.endswith("the gain comes from seeing δ, not from the time-modulated cell"), cell
+    flat = {**TLSTM_FULL, "lstm_with_delta": _f(0.73), "tlstm_v1_encoded": _f(0.74)}
+    cell = _finding(_results("tlstm", flat, {}), "cell's").evidence
+    assert cell.endswith("neither model gains 0.03 over the lstm in this run"), cell
 
 
 def test_ich_operating_point_is_compared_with_the_papers():

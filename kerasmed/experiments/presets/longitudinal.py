@@ -61,6 +61,9 @@ class TlstmConfig:
         cnn_filters: filters of the image CNN's convolution blocks.
         feature_dim: size of the image CNN's feature vector.
         cnn_epochs: epochs of stage 1 (the single-image CNN).
+        cnn_precise_bn: training exams that re-estimate the CNN's BatchNorm statistics before
+            each validation (`kerasmed.callbacks.PreciseBatchNorm`; see `train_image_cnn`);
+            0 keeps Keras's moving averages, which lag the weights.
         units: units of every sequence model.
         seq_epochs: epochs of each sequence model.
         batch_size: batch size of both stages.
@@ -79,6 +82,7 @@ class TlstmConfig:
     cnn_filters: tuple[int, ...] = (16, 32, 64)
     feature_dim: int = 64
     cnn_epochs: int = 6
+    cnn_precise_bn: int = 1024
     units: int = 64
     seq_epochs: int = 30
     batch_size: int = 32
