@@ -98,7 +98,8 @@ def _fcslstm_claim(results):
 
 
 def _fcslstm_findings_agree(results):
-    """results.json's findings are there, one per check, and report the gaps the models show."""
+    """results.json's findings are there, one per check, and report the gaps the models show
+    (test and training time points, time point 1, held-out subjects)."""
     stored = _stored_findings(results, "fcslstm")
     models = results["models"]
     for metric, where in (("mpa", "the test time point"), ("mpa_train", "the training time")):
@@ -106,6 +107,11 @@ def _fcslstm_findings_agree(results):
         gap = models["fcslstm"][metric] - models["fcn"][metric]
         assert f"= {gap:+.3f} (paper" in found["evidence"], (gap, found)
         assert found["holds"] is (gap > 0), (gap, found)
+    first = _one(stored, "memory is empty")
+    if first["holds"] is not None:
+        curves = results["mpa_per_timepoint"]
+        gap = curves["fcslstm"][0] - curves["fcn"][0]
+        assert f"fcslstm - fcn at time point 1 {gap:+.3f};" in first["evidence"], (gap, first)
     heldout = _one(stored, "never trained on")
     if heldout["holds"] is not None:
         seen = models["bi_fcslstm"]["mpa"] - models["fcn"]["mpa"]
