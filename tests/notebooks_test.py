@@ -79,6 +79,45 @@ def _ich_claim(results):
     assert staged >= _auc(results, "cnn_bilstm_scratch") + 0.05
     assert staged >= _auc(results, "p95_prob")
     assert results["delong_p_values"]["max_prob"] < 0.05
+    _ich_findings_agree(results)
+
+
+def _stored_findings(results, experiment):
+    """results.json's findings by claim, checked to be one per check of `experiment`."""
+    stored = {f["claim"]: f for f in results["findings"]}
+    claims = [check.claim for check in FINDINGS[experiment]]
+    assert sorted(stored) == sorted(claims), sorted(stored)
+    return stored
+
+
+def _one(stored, *words):
+    (found,) = [f for c, f in stored.items() if all(w in c for w in words)]
+    return found
+
+
+def _ich_findings_agree(results):
+    """results.json's findings are there, one per check, and report the gaps the models show:
+    the AUC gaps (stage 3 over stage 2, SVM over stage 2, staged over SVM) and the
+    specificity gap at sensitivity 0.98, with the DeLong p-values the run computed."""
+    stored = _stored_findings(results, "ich")
+    models, p_values = results["models"], results["delong_p_values"]
+    for words, better, worse, p_of in (
+        (("(stage 3)",), "cnn_bilstm_staged", "cnn_bilstm_lstm_only", "cnn_bilstm_lstm_only"),
+        (("slice features",), "svm", "cnn_bilstm_lstm_only", None),
+        (("SVM inferior",), "cnn_bilstm_staged", "svm", "svm"),
+    ):
+        found = _one(stored, *words)
+        gap = models[better]["auc"] - models[worse]["auc"]
+        assert f"= {gap:+.3f} (paper" in found["evidence"], (gap, found)
+        assert found["holds"] is (gap > 0), (gap, found)
+        if p_of is not None:
+            assert f"DeLong p {p_values[p_of]:.3g}" in found["evidence"], found
+    found = _one(stored, "buys specificity")
+    staged = models["cnn_bilstm_staged"]["specificity"]
+    lstm_only = models["cnn_bilstm_lstm_only"]["specificity"]
+    assert f"- lstm_only {lstm_only:.3f} = {staged - lstm_only:+.3f}" in found["evidence"], found
+    assert f"paper's 0.78 = {staged - 0.78:+.3f}" in found["evidence"], found
+    assert found["holds"] is (staged > lstm_only), found
 
 
 def _fcslstm_claim(results):
@@ -95,17 +134,21 @@ def _fcslstm_claim(results):
 
 
 def _fcslstm_findings_agree(results):
-    """results.json's findings are there, one per check, and report the gaps the models show."""
-    stored = {f["claim"]: f for f in results["findings"]}
-    claims = [check.claim for check in FINDINGS["fcslstm"]]
-    assert sorted(stored) == sorted(claims), sorted(stored)
+    """results.json's findings are there, one per check, and report the gaps the models show
+    (test and training time points, time point 1, held-out subjects)."""
+    stored = _stored_findings(results, "fcslstm")
     models = results["models"]
     for metric, where in (("mpa", "the test time point"), ("mpa_train", "the training time")):
-        (found,) = [f for c, f in stored.items() if "forward FCSLSTM above" in c and where in c]
+        found = _one(stored, "forward FCSLSTM above", where)
         gap = models["fcslstm"][metric] - models["fcn"][metric]
         assert f"= {gap:+.3f} (paper" in found["evidence"], (gap, found)
         assert found["holds"] is (gap > 0), (gap, found)
-    (heldout,) = [f for c, f in stored.items() if "never trained on" in c]
+    first = _one(stored, "memory is empty")
+    if first["holds"] is not None:
+        curves = results["mpa_per_timepoint"]
+        gap = curves["fcslstm"][0] - curves["fcn"][0]
+        assert f"fcslstm - fcn at time point 1 {gap:+.3f};" in first["evidence"], (gap, first)
+    heldout = _one(stored, "never trained on")
     if heldout["holds"] is not None:
         seen = models["bi_fcslstm"]["mpa"] - models["fcn"]["mpa"]
         assert f"{seen:+.3f} on the training subjects'" in heldout["evidence"], heldout

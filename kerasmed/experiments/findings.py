@@ -244,6 +244,34 @@ def _fcslstm_crossing(results, claim):
     return Verdict(claim, holds, f"fcslstm - fcn per time point: {_signed(diff)}{where}")
 
 
+@_finding(
+    "the forward FCSLSTM's shortfall on the training time points is at time point 1, where its "
+    "memory is empty: its gap to the FCN there at least 0.02 below its mean gap on the other "
+    "training time points (kerasmed's reading)"
+)
+def _fcslstm_first_timepoint(results, claim):
+    curves = _per_timepoint(results, ("fcslstm", "fcn"))
+    test = results.get("protocol", {}).get("test_timepoint")
+    if test is None:
+        raise _NotTested("this run has no protocol.test_timepoint")
+    if test == 1:
+        raise _NotTested("time point 1 is this run's test time point")
+    diff = [a - b for a, b in zip(curves["fcslstm"], curves["fcn"], strict=True)]
+    others = [t for t in range(2, len(diff) + 1) if t != test]
+    rest = sum(diff[t - 1] for t in others) / len(others)
+    evidence = (
+        f"fcslstm - fcn at time point 1 {diff[0]:+.3f}; at training time points "
+        f"{', '.join(map(str, others))} {_signed([diff[t - 1] for t in others])} (mean {rest:+.3f})"
+    )
+    bi = results["mpa_per_timepoint"].get("bi_fcslstm")
+    if bi is not None:
+        evidence += (
+            f"; bi_fcslstm - fcn at time point 1 {float(bi[0]) - curves['fcn'][0]:+.3f} "
+            "(its backward direction has read the series)"
+        )
+    return Verdict(claim, diff[0] <= rest - 0.02, evidence)
+
+
 @_finding("Section 3: the test time point is the most challenging one: the FCN's lowest mPA")
 def _fcslstm_hardest(results, claim):
     curves = _per_timepoint(results, ("fcn",))
@@ -293,6 +321,7 @@ FINDINGS = {
     "fcslstm": (
         _fcslstm_forward("mpa", "the test time point", (0.853, 0.85)),
         _fcslstm_forward("mpa_train", "the training time points", (0.935, 0.92)),
+        _fcslstm_first_timepoint,
         _fcslstm_hardest,
         _fcslstm_crossing,
         _fcslstm_bi_everywhere,

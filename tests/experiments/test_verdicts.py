@@ -144,7 +144,7 @@ FINDING_CASES = [
     ("ich", ICH_FULL, ICH_EXTRA, "slice features", "svm", "auc", 0.80),
     ("ich", ICH_FULL, ICH_EXTRA, "SVM inferior", "svm", "auc", 0.91),
     ("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA, "on the test time", "fcslstm", "mpa", 0.85),
-    ("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA, "training time", "fcslstm", "mpa_train", 0.89),
+    ("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA, "FCN on the training", "fcslstm", "mpa_train", 0.89),
     ("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA, "never trained", "bi_fcslstm", "mpa_heldout", 0.86),
 ]
 
@@ -247,6 +247,25 @@ def test_fcslstm_per_time_point_findings():
         hardest.holds is False and "lowest at time point 1, test time point 3" in hardest.evidence
     )
     assert _finding(other, "every time point").holds is False
+
+
+def test_fcslstm_first_time_point_finding():
+    results = _results("fcslstm", FCSLSTM_FULL, FCSLSTM_EXTRA)
+    first = _finding(results, "empty")
+    # fcslstm - fcn: -0.07 at time point 1; +0.01, +0.01, 0.00 at 2, 4, 5 (test: 3)
+    assert first.holds is True, first.text
+    assert "at time point 1 -0.070; at training time points 2, 4, 5" in first.evidence
+    assert "+0.010, +0.010, +0.000 (mean +0.007)" in first.evidence
+    assert "bi_fcslstm - fcn at time point 1 +0.020" in first.evidence
+
+    # the same shortfall spread evenly over the training time points: not at time point 1
+    even = {**FCSLSTM_EXTRA["mpa_per_timepoint"], "fcslstm": [0.90, 0.88, 0.86, 0.87, 0.91]}
+    other = _results("fcslstm", FCSLSTM_FULL, {**FCSLSTM_EXTRA, "mpa_per_timepoint": even})
+    assert _finding(other, "empty").holds is False
+
+    first_test = {**FCSLSTM_EXTRA, "protocol": {"test_timepoint": 1}}
+    found = _finding(_results("fcslstm", FCSLSTM_FULL, first_test), "empty")
+    assert found.holds is None and "time point 1 is this run's test time point" in found.evidence
 
 
 def test_findings_without_their_numbers_are_not_tested():
