@@ -13,7 +13,8 @@ import os
 
 import keras
 import numpy as np
-from tqdm.auto import tqdm
+
+from kerasmed.progress import progress_bar
 
 
 class EpochProgressBar(keras.callbacks.Callback):
@@ -44,7 +45,7 @@ class EpochProgressBar(keras.callbacks.Callback):
         self.bar = None
 
     def on_train_begin(self, logs=None):
-        self.bar = tqdm(
+        self.bar = progress_bar(
             total=self.params.get("epochs"), desc=self.description, leave=self.leave, unit="epoch"
         )
 

@@ -197,6 +197,25 @@ def _check_figures_rendered(executed):
                 pytest.fail(f"cell {index} shows {text!r} without an image")
 
 
+# Log noise that must not reach a reader (TensorFlow / absl start-up lines, retracing warnings,
+# tqdm.auto's warning in a kernel without ipywidgets).
+_NOISE = ("E0000", "oneDNN", "absl::", "retracing", "TqdmWarning", "IProgress not found")
+_MAX_STREAM_OUTPUTS = 30  # per cell: log lines; progress bars are one display output each
+
+
+def _check_outputs_clean(executed):
+    """No known log noise in any output, and no cell with hundreds of stored stream outputs
+    (a text progress bar writes one per update; `kerasmed.progress` updates one output)."""
+    notebook = json.loads(executed.read_text())
+    for index, cell in enumerate(notebook["cells"]):
+        streams = [o for o in cell.get("outputs", []) if o["output_type"] == "stream"]
+        assert len(streams) <= _MAX_STREAM_OUTPUTS, (index, len(streams))
+        for output in streams:
+            text = "".join(output["text"])
+            for noise in _NOISE:
+                assert noise not in text, (index, noise, text[:300])
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path):
@@ -214,6 +233,7 @@ def test_notebook_runs(path, tmp_path):
     )
     assert out.exists()
     _check_figures_rendered(out)
+    _check_outputs_clean(out)
     results_file = out_dir / "results.json"
     if results_file.exists():
         results = json.loads(results_file.read_text())

@@ -61,9 +61,9 @@ import tempfile
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from kerasmed.io.report import LoadReport, add_strict_argument
+from kerasmed.progress import progress_bar
 
 __all__ = [
     "PrepRun",
@@ -415,7 +415,9 @@ def run_prep(
     resumed, computed = [t.key for t in tasks if t.key in done], []
     errors = tuple(errors)
     used = workers if workers > 1 and len(todo) > 1 else 0
-    bar = tqdm(total=len(tasks), initial=len(done), desc=desc, unit=unit, disable=not progress)
+    bar = progress_bar(
+        total=len(tasks), initial=len(done), desc=desc, unit=unit, disable=not progress
+    )
 
     def accept(task, status, result):
         if status == "error":

@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from kerasmed.data.slice_sampling import as_slice_batch, sample_window_slices
+from kerasmed.progress import progress_bar
 from kerasmed.validation import check_positive_int
 
 __all__ = ["ScanPredictions", "embed_scans", "predict_scans", "ensemble_probabilities"]
@@ -47,7 +47,9 @@ def _predict_slices(model, slice_arrays, batch_size, progress, description):
     counts = [len(a) for a in arrays]
     buffer = np.zeros((batch_size, height, width, channels), "float32")
     outputs, filled = [], 0
-    with tqdm(total=sum(counts), unit="slice", desc=description, disable=not progress) as bar:
+    with progress_bar(
+        total=sum(counts), unit="slice", desc=description, disable=not progress
+    ) as bar:
         for i, array in enumerate(arrays):
             x = as_slice_batch(array, channels)
             if x.shape[1:3] != (height, width):
