@@ -118,7 +118,8 @@ class ExamDataset(EpochOrderDataset):
             file_rows = self._file_rows[items]
             order = np.argsort(file_rows, kind="stable")
             stored = np.empty((len(items), *self._file.shape[1:]), self._file.dtype)
-            stored[order] = self._file.array[file_rows[order]]  # rows read in file order
+            # rows read in file order, through a map that ends with this batch
+            stored[order] = self._file.open()[file_rows[order]]
             return images_to_float(stored)
         return np.stack(
             [

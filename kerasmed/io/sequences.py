@@ -62,29 +62,24 @@ def images_to_float(stored):
 
 
 class _MappedFile:
-    """The ``images`` member of one uncompressed file, mapped read-only.
+    """Where the ``images`` member of one uncompressed file lies: file, offset, dtype, shape.
 
-    Pickled as the recipe of the map (file, offset, dtype, shape), never its bytes, so that a
+    `open` maps it read-only anew each time, and the mapping ends with the last array that
+    uses it: pages read through a long-lived map would stay in the process's resident memory
+    (they count in its RSS until the kernel needs them), so a training epoch over the whole
+    file would seem to hold it all. Pickled as these few fields, never the pixels, so that a
     ``use_multiprocessing=True`` worker maps the file itself; the sequences of one file share
-    one `_MappedFile`, which pickle sends once.
+    one `_MappedFile`.
     """
 
     def __init__(self, array):
         self.filename, self.offset = os.fspath(array.filename), int(array.offset)
         self.dtype, self.shape = array.dtype, tuple(array.shape)
         self.order = "F" if array.ndim > 1 and not array.flags.c_contiguous else "C"
-        self._array = array
 
-    @property
-    def array(self) -> np.memmap:
-        if self._array is None:
-            self._array = np.memmap(
-                self.filename, self.dtype, "r", self.offset, self.shape, self.order
-            )
-        return self._array
-
-    def __getstate__(self):
-        return {**self.__dict__, "_array": None}
+    def open(self) -> np.memmap:
+        """The member as a read-only ``np.memmap`` (nothing is read until it is indexed)."""
+        return np.memmap(self.filename, self.dtype, "r", self.offset, self.shape, self.order)
 
 
 class MappedImages:
@@ -107,7 +102,7 @@ class MappedImages:
 
     @property
     def stored(self) -> np.memmap:
-        return self.file.array[self.start : self.stop]
+        return self.file.open()[self.start : self.stop]
 
     @property
     def shape(self):
