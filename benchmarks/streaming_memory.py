@@ -8,7 +8,9 @@ streamed throughput (volumes/s) with the batches read in line (workers=1) or by 
 writes it), loaded streamed (`load_longitudinal_npz`: memory-mapped, batches through
 `kerasmed.data.exam_batches.ExamDataset`) vs in memory (``stream=False``: float32 arrays).
 
-Each measurement runs in its own process (peak RSS, ``ru_maxrss``, is a process's lifetime peak).
+Each measurement runs in its own process (peak RSS, ``ru_maxrss``, is a process's lifetime peak,
+and Linux carries it over a fork and exec: so the tlstm set is generated in a process of its own
+too, and the parent stays small).
 
     python benchmarks/streaming_memory.py [--case volumes tlstm] [--sizes 200 2000] [--slices 16]
         [--size 32] [--tlstm-sizes 250 2500] [--exams 8] [--image-size 64]
@@ -77,6 +79,7 @@ def write_sequences(path, count, exams, size):
     deltas = [np.arange(exams, dtype="float32") for _ in range(count)]
     sequences = LongitudinalSequences(images, labels, deltas, ("a", "b"))
     save_longitudinal_npz(path, sequences, image_dtype="uint8", compress=False)
+    return {"path": path}
 
 
 def measure_tlstm(path, mode):
@@ -120,7 +123,10 @@ def main():
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        if args.child[0] == "tlstm":
+        if args.child[0] == "write":  # in a child: a parent's peak would pass to the next ones
+            path, count, exams, size = args.child[1:]
+            result = write_sequences(path, int(count), int(exams), int(size))
+        elif args.child[0] == "tlstm":
             result = measure_tlstm(*args.child[1:])
         else:
             folder, mode, workers = args.child
@@ -131,7 +137,7 @@ def main():
     for count in args.tlstm_sizes if "tlstm" in args.case else []:
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "sequences.npz")
-            write_sequences(path, count, args.exams, args.image_size)
+            _child("write", path, count, args.exams, args.image_size)
             for mode in ("in_memory", "streamed"):
                 run = {"case": "tlstm", "sequences": count, "mode": mode}
                 results["runs"].append({**run, **_child("tlstm", path, mode)})
