@@ -9,7 +9,9 @@ Output, in ``--out``: ``sequences.npz`` with every patient kept, which
 ``kerasmed reproduce tlstm --data-dir OUT`` reads (and splits by patient itself); when the
 manifest has a ``split`` column, also one file per split value (``train.npz``, ``test.npz``...).
 The format is described in `kerasmed.io.sequences` and read by
-`kerasmed.io.load_longitudinal_npz`. Unusable rows and unreadable images stop the script with a
+`kerasmed.io.load_longitudinal_npz`. The images are stored uncompressed, so the experiment
+streams them from the file (memory-mapped, a batch at a time) instead of reading the whole set
+into memory; a file written by an earlier version (compressed) is read into memory. Unusable rows and unreadable images stop the script with a
 list of all of them (``--no-strict`` skips them instead, see `kerasmed.io.report`);
 ``prepare_report.txt`` (also printed) lists every row or image not used.
 
@@ -150,7 +152,7 @@ def main(argv=None):
     for name, part in parts.items():
         path = out / f"{name}.npz"
         with prep_runner.atomic_path(path) as temporary:
-            save_longitudinal_npz(temporary, part, image_dtype=args.image_dtype)
+            save_longitudinal_npz(temporary, part, image_dtype=args.image_dtype, compress=False)
         summary["files"][path.name] = {"patients": len(part), "exams": int(part.lengths.sum())}
     write_prepare_report(out, summary, report)
     return {

@@ -19,6 +19,7 @@ import numpy as np
 
 from kerasmed.callbacks import PreciseBatchNorm
 from kerasmed.data import SequenceDataset, simulate_longitudinal_digits
+from kerasmed.data.exam_batches import ExamDataset, last_exam_rows, streams_images
 from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
 from kerasmed.experiments.presets.longitudinal import (
     PRESETS,
@@ -89,7 +90,10 @@ def load_data(config, data_dir=None, seed=0):
     """Returns ``(train, test)`` `LongitudinalSequences`: simulated, or ``data_dir/sequences.npz``.
 
     ``data_dir`` is a folder written by ``data_prep/longitudinal_manifest.py``; its sequences
-    are split 80/20 by patient.
+    are split 80/20 by patient. Its images stay on disk (`kerasmed.io.sequences.MappedImages`:
+    the file is written uncompressed) and the image CNN's stages read them a batch at a time
+    (`kerasmed.data.exam_batches.ExamDataset`); a compressed file from an older prep run is
+    read into memory (see `kerasmed.io.load_longitudinal_npz`).
     """
     if data_dir is None:
         data = simulate_longitudinal_digits(
@@ -145,8 +149,8 @@ def train_image_cnn(train, config, seed=0, verbose=True):
         ``(model, history)``; ``model.layers[1]`` is the backbone that makes the features.
     """
     keras.utils.set_random_seed(seed)
-    images, labels = train.all_exams()
-    model = build_image_cnn(config, train.num_labels, images.shape[1])
+    x, y, data_kwargs = _image_cnn_data(train, config, seed)
+    model = build_image_cnn(config, train.num_labels, train.images[0].shape[1])
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["binary_accuracy"])
     callbacks = progress("single-image CNN", verbose)
     if config.cnn_precise_bn:
@@ -154,22 +158,57 @@ def train_image_cnn(train, config, seed=0, verbose=True):
         take = np.sort(np.random.default_rng(seed).permutation(n_fit)[: config.cnn_precise_bn])
         callbacks.insert(0, _PreciseBatchNormBeforeValidation(images[take, ..., None]))
     history = model.fit(
-        images[..., None],
-        labels,
-        batch_size=config.batch_size,
+        x,
+        y,
+        **data_kwargs,
         epochs=config.cnn_epochs,
-        validation_split=0.1,
         verbose=0,
         callbacks=callbacks,
     )
     return model, history.history
 
 
+def _image_cnn_data(train, config, seed, validation_split=0.1):
+    """What stage 1's ``fit`` reads: ``(x, y, kwargs)``.
+
+    In memory (simulated data): the arrays of every exam, Keras holding out the last 10% of
+    them for validation. Streamed (`MappedImages`): `ExamDataset` batches read from the map,
+    with the same last 10% of exams held out and the rest shuffled every epoch.
+    """
+    if not streams_images(train):
+        images, labels = train.all_exams()
+        kwargs = {"batch_size": config.batch_size, "validation_split": validation_split}
+        return images[..., None], labels, kwargs
+    exams = np.arange(int(train.lengths.sum()))
+    split_at = int(np.floor(len(exams) * (1.0 - validation_split)))  # as Keras splits arrays
+    data = ExamDataset(train, exams[:split_at], config.batch_size, shuffle=True, seed=seed)
+    held_out = ExamDataset(train, exams[split_at:], config.batch_size)
+    return data, None, {"validation_data": held_out}
+
+
 def exam_features(backbone, sequences, batch_size=256):
-    """Stage 2: runs the frozen backbone on every exam; returns one ``(T_i, D)`` array per sequence."""
-    images, _ = sequences.all_exams()
-    features = backbone.predict(images[..., None], batch_size=batch_size, verbose=0)
+    """Stage 2: runs the frozen backbone on every exam; returns one ``(T_i, D)`` array per sequence.
+
+    Streamed sequences (`MappedImages`) are read a batch at a time (`ExamDataset`); only the
+    features, ``(N, D)`` float32, are kept.
+    """
+    if streams_images(sequences):
+        batches = ExamDataset(sequences, batch_size=batch_size, labels=False)
+        features = backbone.predict(batches, verbose=0)
+    else:
+        images, _ = sequences.all_exams()
+        features = backbone.predict(images[..., None], batch_size=batch_size, verbose=0)
     return np.split(features, np.cumsum(sequences.lengths)[:-1])
+
+
+def _last_exam_scores(model, sequences, batch_size=32):
+    """The image CNN's scores ``(S, L)`` and the labels ``(S, L)`` of each sequence's last exam."""
+    if streams_images(sequences):
+        labels = np.stack([y[-1] for y in sequences.labels]).astype("float32", copy=False)
+        batches = ExamDataset(sequences, last_exam_rows(sequences), batch_size, labels=False)
+        return model.predict(batches, verbose=0), labels
+    images, labels = sequences.last_exam()
+    return model.predict(images[..., None], batch_size=batch_size, verbose=0), labels
 
 
 def sequence_inputs(
@@ -358,8 +397,8 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
 
     start = time.perf_counter()
     cnn, cnn_history = train_image_cnn(train, config, seed, verbose)
-    test_images, test_labels = test.last_exam()
-    scores = {"single_image": cnn.predict(test_images[..., None], verbose=0)}
+    single_image_scores, test_labels = _last_exam_scores(cnn, test)
+    scores = {"single_image": single_image_scores}
     histories = {"single_image": cnn_history}
     log(f"single-image CNN trained in {time.perf_counter() - start:.0f} s")
 

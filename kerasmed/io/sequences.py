@@ -8,26 +8,129 @@ On disk (`save_longitudinal_npz` / `load_longitudinal_npz`), all sequences are c
 along the exam axis, with no Python objects (the file loads with ``allow_pickle=False``):
 
 - ``images`` ``(N, H, W)`` float32, or uint8 read back as ``value / 255``: every exam of every
-  sequence, in order (``N = sum(T_i)``);
+  sequence, in order (``N = sum(T_i)``); stored compressed (the default) or, with
+  ``compress=False`` (what ``data_prep/longitudinal_manifest.py`` writes), uncompressed;
 - ``labels`` ``(N, L)`` float32: multi-hot labels of each exam;
 - ``deltas`` ``(N,)`` float32: time since the previous exam, 0 at each sequence's first exam;
 - ``offsets`` ``(S + 1,)`` int64: sequence ``i`` is rows ``offsets[i]:offsets[i + 1]``;
 - ``ids`` ``(S,)`` str: patient (sequence) identifiers;
 - ``label_names`` ``(L,)`` str; ``delta_unit`` ``()`` str (``"days"``, ``"steps"``...);
 - ``format_version`` ``()`` int64, currently 1.
+
+Streaming: the ``images`` of a file written with ``compress=False`` are not read when the file
+is loaded. `load_longitudinal_npz` maps them read-only (`kerasmed.io._npz.memmap_npz_member`)
+and gives each sequence a `MappedImages`, a view of its rows of the map that reads and scales
+them (uint8 -> float32 ``/ 255``) only when indexed; only the index (offsets, labels, deltas,
+ids) is in memory. ``split`` and ``subset`` share these views, and
+`kerasmed.data.exam_batches.ExamDataset` reads the batches of a training epoch from the map.
+A compressed file (every file written before ``compress`` existed) cannot be mapped; it is
+read into memory as before, or refused with a message naming the way out when its images
+would not fit in this machine's memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import zipfile
 
 import numpy as np
 
-from kerasmed.io._npz import load_npz
+from kerasmed.io._npz import _READ_ERRORS, load_npz, memmap_npz_member
 from kerasmed.io.report import LoadReport
 
 FORMAT_VERSION = 1
 _KEYS = ("images", "labels", "deltas", "offsets", "ids", "label_names", "delta_unit")
+_KIND = "longitudinal sequences"
+_REWRITE = (
+    "Rewrite it uncompressed: run data_prep/longitudinal_manifest.py again with the same "
+    "arguments (it resumes from its journal and now writes the images uncompressed), or, on a "
+    "machine with the memory, `save_longitudinal_npz(new_path, load_longitudinal_npz(path), "
+    "image_dtype='uint8', compress=False)`."
+)
+
+
+def images_to_float(stored):
+    """Exam images as float32 in ``[0, 1]``: uint8 divided by 255, anything else cast (a copy).
+
+    The one conversion of the format, applied to the whole array when a compressed file is
+    loaded and to each batch read from a mapped one, so both give the same values.
+    """
+    if stored.dtype == np.uint8:
+        return stored.astype("float32") / np.float32(255.0)
+    return np.array(stored, dtype="float32")
+
+
+class _MappedFile:
+    """Where the ``images`` member of one uncompressed file lies: file, offset, dtype, shape.
+
+    `open` maps it read-only anew each time, and the mapping ends with the last array that
+    uses it: pages read through a long-lived map would stay in the process's resident memory
+    (they count in its RSS until the kernel needs them), so a training epoch over the whole
+    file would seem to hold it all. Pickled as these few fields, never the pixels, so that a
+    ``use_multiprocessing=True`` worker maps the file itself; the sequences of one file share
+    one `_MappedFile`.
+    """
+
+    def __init__(self, array):
+        self.filename, self.offset = os.fspath(array.filename), int(array.offset)
+        self.dtype, self.shape = array.dtype, tuple(array.shape)
+        self.order = "F" if array.ndim > 1 and not array.flags.c_contiguous else "C"
+
+    def open(self) -> np.memmap:
+        """The member as a read-only ``np.memmap`` (nothing is read until it is indexed)."""
+        return np.memmap(self.filename, self.dtype, "r", self.offset, self.shape, self.order)
+
+
+class MappedImages:
+    """The ``(T, H, W)`` images of one sequence, left in a memory-mapped file until indexed.
+
+    Behaves as a read-only float32 array for what the library does with a sequence's images:
+    ``len``, ``shape``, ``dtype``, indexing (``images[t]``, ``images[1:3]``, ``images[..., None]``)
+    and ``np.asarray``, each of which reads only the rows asked for and scales them with
+    `images_to_float`. ``stored`` is the view of the map itself (uint8 or float32, nothing read);
+    ``file`` and ``start`` place the sequence in the file's ``(N, H, W)`` array, so a dataset
+    can read one batch's rows of many sequences at once.
+
+    Made by `load_longitudinal_npz` for a file written with ``compress=False``.
+    """
+
+    __slots__ = ("file", "start", "stop")
+
+    def __init__(self, file, start, stop):
+        self.file, self.start, self.stop = file, int(start), int(stop)
+
+    @property
+    def stored(self) -> np.memmap:
+        return self.file.open()[self.start : self.stop]
+
+    @property
+    def shape(self):
+        return (self.stop - self.start, *self.file.shape[1:])
+
+    @property
+    def ndim(self):
+        return len(self.file.shape)
+
+    @property
+    def dtype(self):
+        return np.dtype("float32")
+
+    def __len__(self):
+        return self.stop - self.start
+
+    def __getitem__(self, index):
+        return images_to_float(np.asarray(self.stored[index]))
+
+    def __array__(self, dtype=None, copy=None):
+        images = images_to_float(self.stored)
+        return images if dtype is None else images.astype(dtype, copy=False)
+
+    def __repr__(self):
+        return (
+            f"MappedImages(shape={self.shape}, stored={self.file.dtype}, "
+            f"file={self.file.filename!r}, rows={self.start}:{self.stop})"
+        )
 
 
 @dataclasses.dataclass
@@ -35,7 +138,9 @@ class LongitudinalSequences:
     """Variable-length sequences of exams: images, multi-hot labels and time lapses.
 
     Args:
-        images: list of ``(T_i, H, W)`` float32 arrays with values in ``[0, 1]``.
+        images: list of ``(T_i, H, W)`` float32 arrays with values in ``[0, 1]``, or of
+            `MappedImages` (a file loaded without reading its images; `subset` and `split`
+            keep them on disk, `last_exam` and `all_exams` read them).
         labels: list of ``(T_i, L)`` float32 multi-hot arrays (the labels of each exam).
         deltas: list of ``(T_i,)`` float32 arrays: time since the previous exam of the same
             sequence, ``deltas[i][0] == 0``.
@@ -161,7 +266,9 @@ class LongitudinalSequences:
         )
 
 
-def save_longitudinal_npz(path, sequences: LongitudinalSequences, image_dtype="float32"):
+def save_longitudinal_npz(
+    path, sequences: LongitudinalSequences, image_dtype="float32", compress=True
+):
     """Writes `sequences` to one ``.npz`` file (format in the module docstring).
 
     Args:
@@ -169,17 +276,22 @@ def save_longitudinal_npz(path, sequences: LongitudinalSequences, image_dtype="f
         sequences: a `LongitudinalSequences`.
         image_dtype: ``"float32"``, or ``"uint8"`` (values in ``[0, 1]`` stored as
             ``round(255 * value)``, 4x smaller).
+        compress: True (``np.savez_compressed``, smaller), or False (``np.savez``): the
+            images can then be memory-mapped, and `load_longitudinal_npz` streams them
+            instead of reading the whole set into memory.
     """
     if image_dtype not in ("float32", "uint8"):
         raise ValueError(
             f"`image_dtype` must be 'float32' or 'uint8'. Received: image_dtype={image_dtype!r}"
         )
+    if not isinstance(compress, bool):
+        raise ValueError(f"`compress` must be True or False. Received: compress={compress!r}")
     if len(sequences) == 0:
         raise ValueError("Cannot save an empty `sequences`. Received: len(sequences)=0")
     images = np.concatenate(sequences.images).astype("float32")
     if image_dtype == "uint8":
         images = np.round(np.clip(images, 0.0, 1.0) * 255.0).astype("uint8")
-    np.savez_compressed(
+    (np.savez_compressed if compress else np.savez)(
         path,
         images=images,
         labels=np.concatenate(sequences.labels).astype("float32"),
@@ -192,22 +304,107 @@ def save_longitudinal_npz(path, sequences: LongitudinalSequences, image_dtype="f
     )
 
 
-def load_longitudinal_npz(path) -> LongitudinalSequences:
+def _physical_memory_bytes():
+    """This machine's memory in bytes, or None where the OS does not say (e.g. Windows)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _member_header(path, key):
+    """``(shape, dtype)`` of the ``.npy`` member `key`, read from its header only."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(key + ".npy") as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    except (*_READ_ERRORS, KeyError) as error:
+        raise ValueError(
+            f"cannot read {path} ({type(error).__name__}: {error}). Received: path={path!r}"
+        ) from error
+    return shape, dtype
+
+
+def _load_compressed_images(path, max_memory_bytes):
+    """The images of a compressed file, read into memory if they fit in `max_memory_bytes`."""
+    shape, dtype = _member_header(path, "images")
+    count = int(np.prod(shape, dtype=np.int64))
+    needed = count * 4 + (count * dtype.itemsize if dtype != np.float32 else 0)
+    if max_memory_bytes is not None and needed > max_memory_bytes:
+        raise ValueError(
+            f"{path}: its images are stored compressed, so they cannot be streamed from disk, "
+            f"and reading them ({shape} {dtype}, {needed / 1024**3:.1f} GiB as float32) needs "
+            f"more than {max_memory_bytes / 1024**3:.1f} GiB of memory. {_REWRITE} "
+            f"Received: path={path!r}, max_memory_bytes={max_memory_bytes}"
+        )
+    return images_to_float(load_npz(path, ("images",), _KIND)["images"])
+
+
+def load_longitudinal_npz(path, stream=None, max_memory_bytes="auto") -> LongitudinalSequences:
     """Reads a file written by `save_longitudinal_npz` (or ``data_prep/longitudinal_manifest.py``).
 
     Args:
         path: the ``.npz`` file.
+        stream: None (default): the images of a file written with ``compress=False`` stay on
+            disk (`MappedImages`, read when indexed), those of a compressed file are read
+            into memory. True: the images must stay on disk (a compressed file raises a
+            ``ValueError`` that says how to rewrite it). False: read them into memory.
+        max_memory_bytes: the most memory the images of a compressed file may take while
+            they are read (the stored array plus its float32 copy); a larger file raises a
+            ``ValueError`` that says how to rewrite it uncompressed. ``"auto"`` (default):
+            this machine's physical memory; None: no limit.
 
     Returns:
-        A `LongitudinalSequences` with float32 images in ``[0, 1]``.
+        A `LongitudinalSequences` whose images are float32 in ``[0, 1]`` (arrays, or
+        `MappedImages` that give float32 when read).
 
     Raises:
         FileNotFoundError: if `path` does not exist.
         ValueError: if the file is not an ``.npz`` file, a key is missing or the arrays are
             inconsistent.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "s.npz")
+    >>> seqs = LongitudinalSequences(
+    ...     [np.full((2, 4, 4), 0.5, "float32")], [np.zeros((2, 1), "float32")],
+    ...     [np.array([0, 3], "float32")], ("a",))
+    >>> save_longitudinal_npz(path, seqs, image_dtype="uint8", compress=False)
+    >>> back = load_longitudinal_npz(path)
+    >>> type(back.images[0]).__name__, str(back.images[0].stored.dtype), back.images[0][1].dtype
+    ('MappedImages', 'uint8', dtype('float32'))
+    >>> round(float(back.images[0][1, 0, 0]), 4)  # 128 / 255
+    0.502
     """
-    arrays = load_npz(path, _KEYS, "longitudinal sequences")
-    images, offsets = arrays["images"], arrays["offsets"].astype("int64")
+    if stream not in (None, True, False):
+        raise ValueError(f"`stream` must be None, True or False. Received: stream={stream!r}")
+    if max_memory_bytes == "auto":
+        max_memory_bytes = _physical_memory_bytes()
+    elif max_memory_bytes is not None and (
+        not isinstance(max_memory_bytes, (int, np.integer)) or max_memory_bytes < 1
+    ):
+        raise ValueError(
+            "`max_memory_bytes` must be 'auto', None or a positive integer. "
+            f"Received: max_memory_bytes={max_memory_bytes!r}"
+        )
+    path = os.fspath(path)
+    arrays = load_npz(path, [k for k in _KEYS if k != "images"], _KIND)
+    stored = None if stream is False else memmap_npz_member(path, "images", _KIND)
+    images = stored
+    if stored is not None and not isinstance(stored, np.memmap):  # no exam: nothing to map
+        images, stored = images_to_float(stored), None
+    elif stored is None and stream:
+        raise ValueError(
+            f"{path}: its images are stored compressed and cannot be streamed from disk. "
+            f"{_REWRITE} Received: path={path!r}, stream=True"
+        )
+    if images is None:
+        images = _load_compressed_images(path, max_memory_bytes)
+    offsets = arrays["offsets"].astype("int64")
     n = len(images)
     if (
         offsets.ndim != 1
@@ -223,13 +420,14 @@ def load_longitudinal_npz(path) -> LongitudinalSequences:
             f"per sequence plus one. Received: offsets={offsets.tolist()[:10]}..., "
             f"labels={arrays['labels'].shape}, deltas={arrays['deltas'].shape}"
         )
-    if images.dtype == np.uint8:
-        images = images.astype("float32") / np.float32(255.0)
-    else:
-        images = images.astype("float32", copy=False)
     cut = offsets[1:-1]
+    if stored is None:
+        per_sequence = np.split(images, cut)
+    else:
+        file = _MappedFile(stored)
+        per_sequence = [MappedImages(file, a, b) for a, b in zip(offsets[:-1], offsets[1:])]
     return LongitudinalSequences(
-        images=np.split(images, cut),
+        images=per_sequence,
         labels=np.split(arrays["labels"].astype("float32", copy=False), cut),
         deltas=np.split(arrays["deltas"].astype("float32", copy=False), cut),
         label_names=tuple(arrays["label_names"].tolist()),

@@ -138,3 +138,39 @@ def test_image_cnn_batchnorm_statistics_are_those_of_the_training_exams(precise)
     mean = np.mean(keras.ops.convert_to_numpy(conv), axis=(0, 1, 2))
     moving = keras.ops.convert_to_numpy(backbone.get_layer("small_cnn_bn1").moving_mean)
     assert np.allclose(moving, mean, rtol=1e-3, atol=1e-5) is bool(precise), (moving, mean)
+
+
+def test_a_prepared_file_streams_through_the_image_cnn_stages(tmp_path, monkeypatch):
+    """An uncompressed sequences.npz: stage 1 and 2 read batches of the map, and give what the
+    same file read into memory gives."""
+    from kerasmed.data.exam_batches import streams_images
+    from kerasmed.io import LongitudinalSequences, save_longitudinal_npz
+
+    config = get_config("tlstm", "quick", **{**TINY, "image_size": 16})
+    data = exp.simulate_longitudinal_digits(10, image_size=16, seed=0)
+    save_longitudinal_npz(tmp_path / "sequences.npz", data, "uint8", compress=False)
+    (tmp_path / "old").mkdir()
+    save_longitudinal_npz(tmp_path / "old" / "sequences.npz", data, "uint8")  # compressed
+    train, test = exp.load_data(config, tmp_path, seed=0)
+    old_train, old_test = exp.load_data(config, tmp_path / "old", seed=0)
+    assert streams_images(train) and streams_images(test) and not streams_images(old_train)
+    assert train.ids == old_train.ids
+
+    def never(self):
+        raise AssertionError("the streamed path read every exam into memory")
+
+    monkeypatch.setattr(LongitudinalSequences, "all_exams", never)
+    monkeypatch.setattr(LongitudinalSequences, "last_exam", never)
+    cnn, history = exp.train_image_cnn(train, config, seed=0, verbose=False)
+    assert set(history) >= {"loss", "val_loss"} and len(history["loss"]) == 1
+    backbone = cnn.layers[1]
+    streamed = exp.exam_features(backbone, train, batch_size=4)
+    scores, labels = exp._last_exam_scores(cnn, test)
+    monkeypatch.undo()
+    in_memory = exp.exam_features(backbone, old_train, batch_size=4)
+    assert [f.shape for f in streamed] == [(len(x), config.feature_dim) for x in train.images]
+    for a, b in zip(streamed, in_memory):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    old_scores, old_labels = exp._last_exam_scores(cnn, old_test)
+    np.testing.assert_allclose(scores, old_scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(labels, old_labels)

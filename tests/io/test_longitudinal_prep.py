@@ -126,6 +126,20 @@ def test_manifest_new_image_size_or_changed_image_is_read_again(exams, tmp_path)
     assert kept["files"]["sequences.npz"] == {"patients": 3, "exams": 5}
 
 
+def test_manifest_output_is_streamed_from_disk(exams, tmp_path):
+    from kerasmed.io.sequences import MappedImages, load_longitudinal_npz
+
+    script = load_data_prep_script("longitudinal_manifest.py")
+    script.main([str(exams), "--image-size", "4", "--out", str(tmp_path), "--workers", "0", *QUIET])
+    for name in ("sequences.npz", "train.npz", "test.npz"):
+        streamed = load_longitudinal_npz(tmp_path / name, stream=True)  # uncompressed: mapped
+        in_memory = load_longitudinal_npz(tmp_path / name, stream=False)
+        assert all(isinstance(x, MappedImages) for x in streamed.images), name
+        assert all(x.stored.dtype == np.uint8 for x in streamed.images), name
+        for a, b in zip(streamed.images, in_memory.images):
+            np.testing.assert_array_equal(np.asarray(a), b)
+
+
 def test_manifest_two_workers_write_what_one_process_writes(exams, tmp_path):
     script = load_data_prep_script("longitudinal_manifest.py")
     argv = [str(exams), "--image-size", "4", *QUIET]
