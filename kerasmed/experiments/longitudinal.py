@@ -154,9 +154,9 @@ def train_image_cnn(train, config, seed=0, verbose=True):
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["binary_accuracy"])
     callbacks = progress("single-image CNN", verbose)
     if config.cnn_precise_bn:
-        n_fit = int(np.floor(len(images) * 0.9))  # the exams `validation_split` trains on
-        take = np.sort(np.random.default_rng(seed).permutation(n_fit)[: config.cnn_precise_bn])
-        callbacks.insert(0, _PreciseBatchNormBeforeValidation(images[take, ..., None]))
+        callbacks.insert(
+            0, _PreciseBatchNormBeforeValidation(_precise_bn_exams(train, config, seed))
+        )
     history = model.fit(
         x,
         y,
@@ -166,6 +166,16 @@ def train_image_cnn(train, config, seed=0, verbose=True):
         callbacks=callbacks,
     )
     return model, history.history
+
+
+def _precise_bn_exams(train, config, seed, validation_split=0.1):
+    """``config.cnn_precise_bn`` exams drawn from those stage 1 trains on (not the held-out
+    last 10%), as ``(n, H, W, 1)``; streamed sequences are read from their map."""
+    n_fit = int(np.floor(int(train.lengths.sum()) * (1.0 - validation_split)))
+    take = np.sort(np.random.default_rng(seed).permutation(n_fit)[: config.cnn_precise_bn])
+    if not streams_images(train):
+        return train.all_exams()[0][take, ..., None]
+    return ExamDataset(train, take, batch_size=len(take), labels=False)[0]
 
 
 def _image_cnn_data(train, config, seed, validation_split=0.1):
