@@ -6,11 +6,16 @@ from kerasmed.data.chest_ct_phantom import (  # noqa: F401
     simulate_chest_ct,
     to_8bit_slices,
 )
+from kerasmed.data.exam_batches import ExamDataset, last_exam_rows, streams_images  # noqa: F401
 from kerasmed.data.head_ct_phantom import HeadCTPhantom, simulate_head_ct  # noqa: F401
 from kerasmed.data.imageclef import (  # noqa: F401
+    ImageCLEFCache,
+    ImageCLEFDataset,
+    ImageCLEFEntries,
     imageclef_cache_key,
     imageclef_cache_settings,
     load_imageclef_arrays,
+    prepare_imageclef_cache,
     write_imageclef_folder,
 )
 from kerasmed.data.infant_brain_phantom import (  # noqa: F401
