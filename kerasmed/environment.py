@@ -16,7 +16,10 @@ TensorFlow start prints on a machine without a GPU and that a user can do nothin
 - later C++ lines (``E0000 ... failed call to cuInit``, ``oneDNN supports DT_BOOL only ...``)
   by ``TF_CPP_MIN_LOG_LEVEL=3``, set only when the user has not set it;
 - Python-side log records below ERROR of the ``tensorflow``, ``absl`` and JAX
-  device-discovery loggers (``tf.function`` retracing warnings, "no GPU found").
+  device-discovery loggers (``tf.function`` retracing warnings, "no GPU found");
+- tqdm's "IProgress not found" warning, which ``tqdm.auto`` gives when a library imports it
+  in a Jupyter kernel without ipywidgets (keras-hub's dependencies do; kerasmed's own bars,
+  `kerasmed.progress`, do not use ``tqdm.auto``), by a ``warnings`` filter.
 
 ``quiet=False`` (``kerasmed reproduce --verbose``) changes nothing: everything is shown.
 
@@ -37,6 +40,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 
 __all__ = [
     "BACKENDS",
@@ -65,6 +69,7 @@ _STARTUP_TEXT = (
     "To enable the following instructions:",
 )
 _QUIET_LOGGERS = ("tensorflow", "absl", "jax._src.xla_bridge")
+_TQDM_NO_WIDGETS = "IProgress not found"
 
 
 def install_line(backend: str) -> str:
@@ -148,6 +153,7 @@ def quiet_backend_logs() -> None:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=_TQDM_NO_WIDGETS)
 
 
 def start_backend(backend: str | None = None, quiet: bool = True) -> str:

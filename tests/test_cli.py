@@ -275,6 +275,17 @@ def test_verbose_leaves_the_log_levels_alone(monkeypatch):
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
 
 
+def test_quiet_start_hides_tqdms_no_widgets_warning_only():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        environment.quiet_backend_logs()
+        warnings.warn("IProgress not found. Please update jupyter and ipywidgets.", stacklevel=1)
+        warnings.warn("something else", stacklevel=1)
+    assert [str(w.message) for w in caught] == ["something else"]
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_missing_backend_exits_2_with_the_install_line(backend):
     code = (
