@@ -9,9 +9,10 @@ not done here.
 
 Output, in ``--out``: ``segmentation.npz`` (images ``(S, T, H, W, C)`` float32, z-scored per
 volume over the nonzero voxels; labels ``(S, T, H, W)`` int8 with ``-1`` where unlabelled;
-subject ids, axial slice indices and time points, one entry per (subject, slice) sequence),
-which `kerasmed.io.load_segmentation_npz` reads, and ``prepare_report.txt`` listing every
-row, time point or subject not used. The same report is printed. Unusable rows, time points
+subject ids, axial slice indices and time points, one entry per (subject, slice) sequence;
+stored uncompressed, so that `kerasmed.io.load_segmentation_npz` memory-maps the images and
+``kerasmed reproduce fcslstm`` reads each batch from the file), and ``prepare_report.txt``
+listing every row, time point or subject not used. The same report is printed. Unusable rows, time points
 and subjects stop the script with a list of all of them (``--no-strict`` skips them instead,
 see `kerasmed.io.report`).
 
@@ -252,7 +253,7 @@ def main(argv=None):
         manifest, subjects, image_size=options["image_size"], strict=args.strict
     )
     with prep_runner.atomic_path(out / NPZ_NAME) as temporary:
-        save_segmentation_npz(temporary, sequences)
+        save_segmentation_npz(temporary, sequences, compress=False)  # mappable
     summary = {
         "manifest": str(args.manifest),
         "rows": sequences.report.num_rows,

@@ -26,6 +26,14 @@ cross-entropy with weights inversely proportional to the class pixel counts of t
 labels; mean pixel accuracy (mPA, per-class pixel accuracy averaged over the 4 classes,
 background included) and Dice of CSF, GM and WM.
 
+Real data (``data_dir``) is read from disk on demand: ``segmentation.npz`` as
+``data_prep/longitudinal_segmentation.py`` writes it stores its images uncompressed, `load_data`
+returns them memory-mapped, and `train_streamed` and `predict_classes` read each batch from the
+map through `kerasmed.data.segmentation_streaming` (frames for the FCN, whole sequences for the
+FCSLSTMs): only the labels (int8), the split and the predicted classes (int8) are in memory.
+The embedded phantom and a compressed file are trained in memory (`train_fcn`,
+`train_sequence_model`, `predict`).
+
 The same functions drive ``kerasmed reproduce fcslstm`` and
 ``notebooks/03_fcslstm_segmentation.ipynb``. `FcslstmConfig` holds the settings, one instance
 per preset in `kerasmed.experiments.presets.fcslstm`; ``run(preset, **overrides)`` and
@@ -45,6 +53,12 @@ import numpy as np
 
 from kerasmed import backend_policy
 from kerasmed.data import simulate_infant_brain
+from kerasmed.data.segmentation_streaming import (
+    SegmentationFrameDataset,
+    SegmentationSequenceDataset,
+    labelled_frames,
+    sequence_frames,
+)
 from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
 from kerasmed.experiments.presets.fcslstm import (
     MODEL_NAMES,
@@ -78,11 +92,14 @@ __all__ = [
     "evaluate",
     "load_data",
     "predict",
+    "predict_classes",
     "run",
     "save_figures",
     "split_timepoints",
+    "streamed",
     "train_fcn",
     "train_sequence_model",
+    "train_streamed",
     "training_frames",
 ]
 
@@ -104,14 +121,23 @@ def class_keys(num_classes):
     return tuple(f"class{i}" for i in range(num_classes))
 
 
-def load_data(config, data_dir=None, seed=0):
+def load_data(config, data_dir=None, seed=0, stream=True):
     """The sequences: the infant-brain phantom of `config`, or ``data_dir/segmentation.npz``.
 
+    Args:
+        config: a `FcslstmConfig`.
+        data_dir: folder of ``segmentation.npz``, or None for the phantom.
+        seed: seed of the phantom.
+        stream: with `data_dir`, True (default) leaves the images on disk when the file
+            stores them uncompressed (a read-only ``np.memmap``, see `streamed`); a
+            compressed file, or False, reads them into memory.
+
     Returns:
-        ``{"images": (S, T, H, W, C) float32, "labels": (S, T, H, W) int32 (-1 = unlabelled),
+        ``{"images": (S, T, H, W, C) float32, "labels": (S, T, H, W) int (-1 = unlabelled),
         "heldout": (S,) bool (subjects never trained on), "channel_names": tuple,
-        "ages": (S, T) or None}``. Phantom images are on the phantom's 0-1 scale; a real
-        data set comes z-scored by ``data_prep/longitudinal_segmentation.py``.
+        "ages": (S, T) or None}``. Labels are int8 beside mapped images (an eighth of the
+        two float32 channels), else int32. Phantom images are on the phantom's 0-1 scale; a
+        real data set comes z-scored by ``data_prep/longitudinal_segmentation.py``.
     """
     if data_dir is None:
         total = config.num_subjects + config.num_heldout
@@ -128,14 +154,20 @@ def load_data(config, data_dir=None, seed=0):
         }
     from kerasmed.io import load_segmentation_npz
 
-    seqs = load_segmentation_npz(data_dir)
+    seqs = load_segmentation_npz(data_dir, mmap=stream)
     return {
         "images": seqs.images,
-        "labels": seqs.labels.astype("int32"),
+        "labels": seqs.labels if streamed(seqs.images) else seqs.labels.astype("int32"),
         "heldout": np.zeros(len(seqs), bool),
         "channel_names": seqs.channel_names,
         "ages": seqs.timepoints,
     }
+
+
+def streamed(images):
+    """Whether `images` stay on disk (a ``np.memmap`` from `load_data`): train and predict
+    with `train_streamed` and `predict_classes` then."""
+    return isinstance(images, np.memmap)
 
 
 def split_timepoints(labels, test_timepoint):
@@ -198,13 +230,15 @@ def _fit(model, x, y, validation, config, name, class_weights, batch_size, verbo
         jit_compile=False if config.run_eagerly else backend_policy.fcslstm_jit_compile(),
         run_eagerly=config.run_eagerly,
     )
+    # a PyDataset (y None) draws its own order per epoch and sizes its own batches
+    arrays = y is not None
     history = model.fit(
         x,
         y,
-        batch_size=batch_size,
+        batch_size=batch_size if arrays else None,
         epochs=config.epochs,
         validation_data=validation,
-        shuffle=True,
+        shuffle=arrays,
         verbose=0,
         callbacks=callbacks,
     )
@@ -261,6 +295,84 @@ def train_sequence_model(
     return model, history
 
 
+def train_streamed(
+    name, images, train_labels, config, class_weights, seed=0, verbose=True, train=None,
+    validation=None, **dataset_options,
+):  # fmt: skip
+    """`train_fcn` or `train_sequence_model` with every batch read from `images` (a map).
+
+    The FCN's batches are ``config.batch_size * (T - 1)`` labelled frames of the `train`
+    sequences (`kerasmed.data.SegmentationFrameDataset`), the FCSLSTMs' are
+    ``config.batch_size`` sequences (`kerasmed.data.SegmentationSequenceDataset`), both in a
+    new order every epoch (seeded by `seed`); the validation batches are the `validation`
+    sequences' (their labelled frames for the FCN), in order.
+
+    Args:
+        name: one of `MODEL_NAMES`.
+        images: ``(S, T, H, W, C)``, normally the ``np.memmap`` of `load_data` (an array
+            gives the same batches).
+        train_labels: ``(S, T, H, W)`` the training targets (`split_timepoints`).
+        config, class_weights, seed, verbose: as `train_fcn`.
+        train: indices or ``(S,)`` mask of the sequences to train on (None: all).
+        validation: indices or mask of the validation sequences, or None.
+        **dataset_options: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of the
+            datasets (``keras.utils.PyDataset``).
+
+    Returns ``(model, history)``.
+    """
+    keras.utils.set_random_seed(seed)
+    model = build_model(name, config, images.shape[1:], class_weights.size)
+
+    def dataset(sequences, shuffle):
+        if name == "fcn":
+            frames = labelled_frames(train_labels, sequences, IGNORE_LABEL)
+            return SegmentationFrameDataset(
+                images, train_labels, frames, config.batch_size * (images.shape[1] - 1),
+                shuffle=shuffle, seed=seed, **dataset_options,
+            )  # fmt: skip
+        return SegmentationSequenceDataset(
+            images, train_labels, sequences, config.batch_size, shuffle=shuffle, seed=seed,
+            **dataset_options,
+        )  # fmt: skip
+
+    val = None if validation is None else dataset(validation, False)
+    history = _fit(
+        model, dataset(train, True), None, val, config, name, class_weights, None, verbose
+    )
+    return model, history
+
+
+def predict_classes(name, model, images, chunk=64, **dataset_options):
+    """The predicted class ``(S, T, H, W)`` int8 of every pixel, reading `images` per batch.
+
+    One sequence (the FCN: its T frames) per batch, as `predict`; the probabilities of
+    `chunk` sequences at a time are reduced to their argmax, so memory holds the classes and
+    one chunk of probabilities, never the images. `evaluate` takes the result in place of
+    `predict`'s.
+
+    Args:
+        name: one of `MODEL_NAMES`.
+        model: the trained model.
+        images: ``(S, T, H, W, C)``, normally the ``np.memmap`` of `load_data`.
+        chunk: sequences per ``model.predict`` call.
+        **dataset_options: as `train_streamed`.
+    """
+    num_sequences, num_timepoints = images.shape[:2]
+    classes = np.empty(images.shape[:4], dtype="int8")
+    for start in range(0, num_sequences, int(chunk)):
+        rows = np.arange(start, min(start + int(chunk), num_sequences))
+        if name == "fcn":
+            data = SegmentationFrameDataset(
+                images, None, sequence_frames(num_timepoints, rows), num_timepoints,
+                **dataset_options,
+            )  # fmt: skip
+        else:
+            data = SegmentationSequenceDataset(images, None, rows, 1, **dataset_options)
+        scores = model.predict(data, verbose=0)
+        classes[rows] = np.argmax(scores, axis=-1).reshape(len(rows), *images.shape[1:4])
+    return classes
+
+
 def predict(name, model, images):
     """Class probabilities ``(S, T, H, W, K)`` of every time point of every sequence.
 
@@ -278,7 +390,8 @@ def evaluate(scores, labels, test_timepoint, heldout, num_classes):
     """The results of one model: mPA (test / train / held-out subjects), Dice and per-class PA.
 
     Args:
-        scores: ``(S, T, H, W, K)`` predictions.
+        scores: ``(S, T, H, W, K)`` predictions (`predict`), or the ``(S, T, H, W)``
+            classes (`predict_classes`).
         labels: ``(S, T, H, W)`` ground truth (``-1`` = unlabelled).
         test_timepoint: 0-based index of the test time point.
         heldout: ``(S,)`` bool, subjects never trained on.
@@ -361,13 +474,24 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
         f"{labels.shape[1]} time points, {images.shape[2]}x{images.shape[3]} pixels; train on "
         f"time points {[t + 1 for t in train_tps]}, test on {test_tp + 1}"
     )
-    validation = (images[heldout], train_labels[heldout]) if heldout.any() else None
+    on_disk = streamed(images)
+    if on_disk:
+        log(f"reading the images from {data_dir} batch by batch (memory-mapped)")
+    validation = None
+    if heldout.any():
+        validation = heldout if on_disk else (images[heldout], train_labels[heldout])
 
     models, histories, params, seconds, predictions = {}, {}, {}, {}, {}
     pixel_accuracy, per_timepoint = {}, {}
     for name in config.models:
         start = time.perf_counter()
-        if name == "fcn":
+        if on_disk:
+            model, histories[name] = train_streamed(
+                name, images, train_labels, config, class_weights,
+                seed + MODEL_NAMES.index(name), verbose,
+                train=seen, validation=validation,
+            )  # fmt: skip
+        elif name == "fcn":
             model, histories[name] = train_fcn(
                 images[seen], train_labels[seen], validation, config, class_weights, seed, verbose
             )
@@ -376,14 +500,18 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
                 name, images[seen], train_labels[seen], validation, config, class_weights,
                 seed + MODEL_NAMES.index(name), verbose,
             )  # fmt: skip
-        scores = predict(name, model, images)
+        # class maps (S, T, H, W) from the map, probabilities (S, T, H, W, K) in memory
+        scores = predict_classes(name, model, images) if on_disk else predict(name, model, images)
         seconds[name] = round(time.perf_counter() - start, 1)
         params[name] = int(model.count_params())
         models[name] = evaluate(scores, labels, test_tp, heldout, num_classes)
         # per-class and per-time-point results beside the table, not in it
         pixel_accuracy[name] = models[name].pop("pixel_accuracy")
         per_timepoint[name] = models[name].pop("mpa_per_timepoint")
-        predictions[name] = np.argmax(scores[:, test_tp], axis=-1).astype("int8")
+        if scores.ndim == labels.ndim:  # already classes
+            predictions[name] = scores[:, test_tp].astype("int8")
+        else:
+            predictions[name] = np.argmax(scores[:, test_tp], axis=-1).astype("int8")
         log(
             f"{name}: mPA test {models[name]['mpa']:.3f}, train "
             f"{models[name]['mpa_train']:.3f} ({seconds[name]:.0f} s)"

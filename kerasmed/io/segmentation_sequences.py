@@ -3,6 +3,13 @@
 `kerasmed.io.load_segmentation_sequences` builds them from a manifest of NIfTI volumes,
 ``data_prep/longitudinal_segmentation.py`` saves them with `save_segmentation_npz`, and
 ``kerasmed reproduce fcslstm --data-dir`` reads them with `load_segmentation_npz`.
+
+The file stores its arrays uncompressed by default, so that `load_segmentation_npz` maps the
+``images`` read-only (`kerasmed.io._npz.memmap_npz_member`) instead of reading them: only the
+pages a batch touches are read (`kerasmed.data.segmentation_streaming`). The labels, one int8
+per pixel (an eighth of two float32 channels), and the index arrays are read into memory. A
+file written compressed (``compress=True``, or by an older kerasmed) has the same keys and
+loads into memory as before.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import os
 
 import numpy as np
 
-from kerasmed.io._npz import load_npz
+from kerasmed.io._npz import load_npz, memmap_npz_member
 from kerasmed.io.report import LoadReport
 
 __all__ = ["SegmentationSequences", "load_segmentation_npz", "save_segmentation_npz"]
@@ -20,6 +27,7 @@ __all__ = ["SegmentationSequences", "load_segmentation_npz", "save_segmentation_
 FORMAT_VERSION = 1
 NPZ_NAME = "segmentation.npz"
 _NPZ_KEYS = ("images", "labels", "subject_ids", "slice_indices", "timepoints", "channel_names")
+_KIND = "segmentation sequences"
 
 
 @dataclasses.dataclass
@@ -29,7 +37,8 @@ class SegmentationSequences:
     One sequence is one axial slice index of one subject followed over the time points.
 
     Args:
-        images: ``(S, T, H, W, C)`` float32.
+        images: ``(S, T, H, W, C)`` float32; a float32 ``np.memmap`` (`load_segmentation_npz`
+            of an uncompressed file) is kept as it is, anything else is converted.
         labels: ``(S, T, H, W)`` int8 class indices, ``-1`` where there is no label (a whole
             time point without a label file, or voxels mapped to ``-1``).
         subject_ids: ``S`` subject ids.
@@ -61,7 +70,8 @@ class SegmentationSequences:
     report: LoadReport | None = None
 
     def __post_init__(self):
-        self.images = np.asarray(self.images, dtype="float32")
+        if not (isinstance(self.images, np.memmap) and self.images.dtype == np.float32):
+            self.images = np.asarray(self.images, dtype="float32")
         labels = np.asarray(self.labels)
         self.subject_ids = tuple(str(i) for i in self.subject_ids)
         self.slice_indices = np.asarray(self.slice_indices, dtype="int64").reshape(-1)
@@ -108,8 +118,8 @@ class SegmentationSequences:
         return int(self.labels.max()) + 1 if self.labels.size else 0
 
 
-def save_segmentation_npz(path, sequences: SegmentationSequences):
-    """Writes `sequences` to a compressed ``.npz`` file readable without pickle.
+def save_segmentation_npz(path, sequences: SegmentationSequences, compress=False):
+    """Writes `sequences` to an ``.npz`` file readable without pickle.
 
     Keys: ``images`` ``(S, T, H, W, C)`` float32, ``labels`` ``(S, T, H, W)`` int8 (``-1``
     unlabelled), ``subject_ids`` ``(S,)`` str, ``slice_indices`` ``(S,)`` int64,
@@ -118,10 +128,16 @@ def save_segmentation_npz(path, sequences: SegmentationSequences):
     Args:
         path: output file; ``.npz`` is appended by NumPy if missing.
         sequences: a `SegmentationSequences`.
+        compress: False (default) stores the arrays as they are (``np.savez``), so that
+            `load_segmentation_npz` memory-maps the images; True compresses them
+            (``np.savez_compressed``: a smaller file, whose images are read into memory).
     """
     if len(sequences) == 0:
         raise ValueError("Cannot save an empty `sequences`. Received: len(sequences)=0")
-    np.savez_compressed(
+    if not isinstance(compress, bool):
+        raise ValueError(f"`compress` must be True or False. Received: compress={compress!r}")
+    save = np.savez_compressed if compress else np.savez
+    save(
         path,
         images=sequences.images.astype("float32"),
         labels=sequences.labels.astype("int8"),
@@ -133,12 +149,15 @@ def save_segmentation_npz(path, sequences: SegmentationSequences):
     )
 
 
-def load_segmentation_npz(path) -> SegmentationSequences:
+def load_segmentation_npz(path, mmap=True) -> SegmentationSequences:
     """Reads a file written by `save_segmentation_npz` (``data_prep/longitudinal_segmentation.py``).
 
     Args:
         path: the ``.npz`` file, or a folder holding ``segmentation.npz`` (the experiment's
             ``--data-dir``).
+        mmap: True (default): when the file stores ``images`` uncompressed as float32, they
+            are a read-only ``np.memmap`` of the file (nothing read until indexed); a
+            compressed file's images are read into memory. False always reads them.
 
     Returns:
         A `SegmentationSequences` (``report=None``).
@@ -156,7 +175,11 @@ def load_segmentation_npz(path) -> SegmentationSequences:
             f"No such segmentation .npz file: {path} (write it with "
             "data_prep/longitudinal_segmentation.py)"
         )
-    arrays = load_npz(path, _NPZ_KEYS, "segmentation sequences")
+    images = memmap_npz_member(path, "images", _KIND) if mmap else None
+    if images is not None and images.dtype == np.float32:
+        arrays = {"images": images, **load_npz(path, _NPZ_KEYS[1:], _KIND)}  # all but images
+    else:
+        arrays = load_npz(path, _NPZ_KEYS, _KIND)
     if not np.issubdtype(arrays["images"].dtype, np.floating) or not np.issubdtype(
         arrays["labels"].dtype, np.integer
     ):

@@ -5,6 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from kerasmed.data.segmentation_streaming import (
+    SegmentationFrameDataset,
+    SegmentationSequenceDataset,
+)
 from kerasmed.experiments import fcslstm as exp
 from kerasmed.experiments import get_config, run_experiment
 from kerasmed.losses import class_weights_from_labels
@@ -144,3 +148,59 @@ def test_split_timepoints():
     np.testing.assert_array_equal(frame_labels, labels[:, [0, 2]].reshape(4, 2, 2))
     with pytest.raises(ValueError, match="test_timepoint=3"):
         exp.split_timepoints(labels, 3)
+
+
+def _write_phantom(path, compress, num_sequences=2):
+    """The tiny phantom's first sequences as a segmentation.npz (every time point labelled)."""
+    from kerasmed.io import SegmentationSequences, save_segmentation_npz
+
+    data = exp.load_data(get_config("fcslstm", "quick", **TINY), None, seed=1)
+    rows = slice(0, num_sequences)
+    seqs = SegmentationSequences(
+        data["images"][rows], data["labels"][rows], [f"s{i}" for i in range(num_sequences)],
+        [0] * num_sequences, data["ages"][rows], data["channel_names"],
+    )  # fmt: skip
+    path.mkdir()
+    save_segmentation_npz(path / "segmentation.npz", seqs, compress=compress)
+
+
+def test_a_mapped_file_streams_and_trains_as_in_memory(tmp_path, monkeypatch):
+    """An uncompressed segmentation.npz trains from its map, a compressed one in memory; with one
+    batch per epoch (the same pixels, in another order) both give the same losses and mPA."""
+    _write_phantom(tmp_path / "mapped", compress=False)
+    _write_phantom(tmp_path / "compressed", compress=True)
+    config = get_config("fcslstm", "quick", **TINY)
+    assert exp.streamed(exp.load_data(config, tmp_path / "mapped")["images"])
+    assert not exp.streamed(exp.load_data(config, tmp_path / "compressed")["images"])
+    assert not exp.streamed(exp.load_data(config, tmp_path / "mapped", stream=False)["images"])
+
+    fed = {}
+    original = exp._fit
+
+    def recording_fit(model, x, y, validation, cfg, name, *args, **kwargs):
+        fed[name] = x
+        return original(model, x, y, validation, cfg, name, *args, **kwargs)
+
+    monkeypatch.setattr(exp, "_fit", recording_fit)
+    # batch_size 2: the FCN's 2 x 4 training frames and the 2 sequences are one batch
+    overrides = {**TINY, "batch_size": 2, "models": ("fcn", "fcslstm")}
+    overrides.pop("image_size")
+    runs = {}
+    for kind in ("mapped", "compressed"):
+        runs[kind] = exp.run("quick", data_dir=tmp_path / kind, seed=0, verbose=False, **overrides)
+        if kind == "mapped":
+            frames, sequences = fed["fcn"], fed["fcslstm"]
+            assert isinstance(frames, SegmentationFrameDataset) and len(frames) == 1
+            assert isinstance(sequences, SegmentationSequenceDataset) and len(sequences) == 1
+            assert isinstance(frames.images, np.memmap) and frames.images is sequences.images
+            assert frames[0][0].shape == (8, 32, 32, 2) and (frames[0][1] >= 0).all()
+    mapped, compressed = runs["mapped"], runs["compressed"]
+    assert mapped["class_weights"] == compressed["class_weights"]
+    for name in ("fcn", "fcslstm"):
+        np.testing.assert_allclose(
+            mapped["histories"][name]["loss"], compressed["histories"][name]["loss"], rtol=1e-4
+        )
+        for key in ("mpa", "mpa_train"):
+            assert mapped["models"][name][key] == pytest.approx(
+                compressed["models"][name][key], abs=1e-3
+            )

@@ -412,6 +412,32 @@ def test_npz_round_trip_and_loader_errors(dataset, tmp_path):
         )
 
 
+def test_npz_images_are_mapped_and_a_compressed_file_still_loads(dataset, tmp_path):
+    seqs = load_segmentation_sequences(read_segmentation_manifest(dataset / "m.csv"))
+    path = tmp_path / "segmentation.npz"
+    save_segmentation_npz(path, seqs)
+    mapped = load_segmentation_npz(path)
+    # a read-only view of the file's bytes, not a copy
+    assert isinstance(mapped.images, np.memmap) and mapped.images.filename == str(path)
+    assert not mapped.images.flags.writeable and mapped.images.dtype == np.float32
+    np.testing.assert_array_equal(mapped.images, seqs.images)
+    assert not isinstance(load_segmentation_npz(path, mmap=False).images, np.memmap)
+    # a file of an older kerasmed: the same keys, every array compressed
+    old = tmp_path / "old.npz"
+    with np.load(path) as data:
+        np.savez_compressed(old, **{key: data[key] for key in data.files})
+    for compressed in (old, tmp_path / "c.npz"):
+        if compressed != old:
+            save_segmentation_npz(compressed, seqs, compress=True)
+        back = load_segmentation_npz(compressed)
+        assert type(back.images) is np.ndarray and back.images.flags.writeable
+        np.testing.assert_array_equal(back.images, seqs.images)
+        np.testing.assert_array_equal(back.labels, seqs.labels)
+    assert (tmp_path / "c.npz").stat().st_size < path.stat().st_size
+    with pytest.raises(ValueError, match=r"Received: compress='yes'"):
+        save_segmentation_npz(path, seqs, compress="yes")
+
+
 def load_script():
     path = REPO / "data_prep" / "longitudinal_segmentation.py"
     spec = importlib.util.spec_from_file_location("longitudinal_segmentation", path)
@@ -434,6 +460,7 @@ def test_prepare_script_end_to_end(tmp_path, capsys):
     assert "manifest.csv: 6 rows, 0 skipped" in printed and '"sequences": 4' in printed
     assert summary["classes"] == [0, 1, 2, 3] and summary["labelled_slices"] == 8
     seqs = load_segmentation_npz(out)
+    assert isinstance(seqs.images, np.memmap)  # written uncompressed: streamable
     assert seqs.images.shape == (4, 3, 28, 24, 2) and seqs.slice_indices.tolist() == [2, 3] * 2
     assert seqs.subject_ids == ("sub-01", "sub-01", "sub-02", "sub-02")
     np.testing.assert_array_equal(seqs.timepoints, [[0, 6, 12]] * 4)
