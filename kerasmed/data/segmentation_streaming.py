@@ -19,6 +19,11 @@ memory map is pickled as its file, offset, dtype and shape (not its bytes) and m
 in the worker process. Labels come out as int32, images as float32; a batch holding NaN or
 infinite values raises a ``ValueError`` naming its sequences.
 
+A batch is read through a map of the file made for that batch and closed once its items are
+copied out, not through the map it was given: the pages a long-lived map has touched stay in
+the process's resident memory until it is closed (reclaimable, but counted), so reading a
+whole epoch through one map would show the file's size in the RSS.
+
 ``benchmarks/streaming_memory.py --fcslstm`` measures the peak memory of one epoch, streamed
 vs in memory, as the set grows.
 """
@@ -116,6 +121,11 @@ def _map_spec(array):
     return None
 
 
+def _open_map(spec):
+    filename, dtype, offset, shape, order = spec
+    return np.memmap(filename, dtype, mode="r", offset=offset, shape=shape, order=order)
+
+
 class _SegmentationBatches(EpochOrderDataset):
     """Batch ``i``: the items ``order[i * b : (i + 1) * b]`` read from `images` (and `labels`)."""
 
@@ -136,6 +146,7 @@ class _SegmentationBatches(EpochOrderDataset):
         if len(items) == 0:
             raise ValueError(f"There is nothing to batch. Received: {len(items)} items")
         self.images, self.labels, self.items = images, labels, items
+        self._map = _map_spec(images)  # read each batch through a map of its own
         self.shuffle, self.seed = bool(shuffle), seed
         self._start_order(len(items), batch_size)
 
@@ -149,7 +160,9 @@ class _SegmentationBatches(EpochOrderDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch index out of range [0, {len(self)}). Received: {index}")
         rows = self.items[self._batch_rows(index)]
-        x = np.asarray(self._take(self.images, rows), dtype="float32")
+        images = self.images if self._map is None else _open_map(self._map)
+        x = np.asarray(self._take(images, rows), dtype="float32")
+        del images  # closes the batch's map (the copy `x` does not hold it)
         if not np.isfinite(x).all():
             bad = np.unique(self._sequences_of(rows)[~np.isfinite(x).reshape(len(x), -1).all(1)])
             raise ValueError(
@@ -162,18 +175,13 @@ class _SegmentationBatches(EpochOrderDataset):
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        spec = _map_spec(self.images)
-        if spec is not None:  # worker processes map the file again
-            state["images"] = ("memmap", spec)
+        if self._map is not None:  # worker processes map the file again
+            state["images"] = None
         return state
 
     def __setstate__(self, state):
-        images = state["images"]
-        if isinstance(images, tuple) and images[0] == "memmap":
-            filename, dtype, offset, shape, order = images[1]
-            state["images"] = np.memmap(
-                filename, dtype, mode="r", offset=offset, shape=shape, order=order
-            )
+        if state["_map"] is not None:
+            state["images"] = _open_map(state["_map"])
         self.__dict__.update(state)
 
 

@@ -302,8 +302,8 @@ def train_streamed(
     """`train_fcn` or `train_sequence_model` with every batch read from `images` (a map).
 
     The FCN's batches are ``config.batch_size * (T - 1)`` labelled frames of the `train`
-    sequences (`kerasmed.data.SegmentationFrameDataset`), the FCSLSTMs' are
-    ``config.batch_size`` sequences (`kerasmed.data.SegmentationSequenceDataset`), both in a
+    sequences (`SegmentationFrameDataset`), the FCSLSTMs' are ``config.batch_size`` sequences
+    (`SegmentationSequenceDataset`, both of `kerasmed.data.segmentation_streaming`), in a
     new order every epoch (seeded by `seed`); the validation batches are the `validation`
     sequences' (their labelled frames for the FCN), in order.
 
