@@ -8,12 +8,26 @@ streamed throughput (volumes/s) with the batches read in line (workers=1) or by 
 writes it), loaded streamed (`load_longitudinal_npz`: memory-mapped, batches through
 `kerasmed.data.exam_batches.ExamDataset`) vs in memory (``stream=False``: float32 arrays).
 
+``--case fcslstm``: the same for paper 002's ``segmentation.npz`` (``--fcslstm-sizes`` sequences of
+5 time points of ``--image-size`` x ``--image-size`` x 2 float32, time point 3 unlabelled,
+written uncompressed as ``data_prep/longitudinal_segmentation.py`` writes it): one epoch on the
+training frames (the FCN's unit) and on the whole sequences (the FCSLSTMs'), in memory
+(``load_segmentation_npz(mmap=False)``, ``training_frames`` stacked, ``model.fit`` on arrays, as
+the embedded phantom trains) vs streamed from the memory-mapped file
+(`kerasmed.data.segmentation_streaming`, as ``kerasmed reproduce fcslstm --data-dir`` trains),
+with 1 or 2 reading workers. The model is one per-pixel convolution (``TimeDistributed`` over
+the sequences) with the experiment's weighted loss: the data path, not the network, is what is
+measured. Besides the lifetime peak (loading and the class weights included) it reports the
+resident memory before the epoch and the largest sampled during it (every 5 ms; the
+file-backed pages of a map count).
+
 Each measurement runs in its own process (peak RSS, ``ru_maxrss``, is a process's lifetime peak,
 and Linux carries it over a fork and exec: so the tlstm set is generated in a process of its own
 too, and the parent stays small).
 
-    python benchmarks/streaming_memory.py [--case volumes tlstm] [--sizes 200 2000] [--slices 16]
-        [--size 32] [--tlstm-sizes 250 2500] [--exams 8] [--image-size 64]
+    python benchmarks/streaming_memory.py [--case volumes tlstm fcslstm] [--sizes 200 2000]
+        [--slices 16] [--size 32] [--tlstm-sizes 250 2500] [--exams 8] [--image-size 64]
+        [--fcslstm-sizes 200 2000]
 
 Prints JSON.
 """
@@ -28,6 +42,7 @@ import tempfile
 import time
 
 import numpy as np
+from _common import RssSampler, rss_mb
 
 
 def write_set(folder, count, slices, size):
@@ -102,6 +117,72 @@ def measure_tlstm(path, mode):
             "file_mb": os.path.getsize(path) / 1024**2}  # fmt: skip
 
 
+def write_segmentation(folder, count, size, timepoints=5):
+    from kerasmed.io import SegmentationSequences, save_segmentation_npz
+
+    rng = np.random.default_rng(0)
+    shape = (count, timepoints, size, size)
+    labels = rng.integers(0, 4, size=shape).astype("int8")
+    labels[:, 2] = -1
+    seqs = SegmentationSequences(
+        rng.normal(size=(*shape, 2)).astype("float32"), labels, [f"s{i}" for i in range(count)],
+        np.zeros(count), np.tile(np.arange(timepoints) * 3.0, (count, 1)), ("t1w", "t2w"),
+    )  # fmt: skip
+    save_segmentation_npz(os.path.join(folder, "segmentation.npz"), seqs)
+    return {"images_mb": seqs.images.nbytes / 2**20}
+
+
+def measure_segmentation(folder, unit, mode, workers):
+    import keras
+
+    from kerasmed.data.segmentation_streaming import (
+        SegmentationFrameDataset,
+        SegmentationSequenceDataset,
+        labelled_frames,
+    )
+    from kerasmed.experiments.fcslstm import split_timepoints, training_frames
+    from kerasmed.io import load_segmentation_npz
+    from kerasmed.losses import WeightedCategoricalCrossentropy, class_weights_from_labels
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    seqs = load_segmentation_npz(folder, mmap=mode == "streamed")
+    train_labels, _ = split_timepoints(seqs.labels, 2)
+    weights = class_weights_from_labels(train_labels, 4)
+    shape = seqs.images.shape[1:] if unit == "sequences" else seqs.images.shape[2:]
+    inputs = keras.Input(shape)
+    conv = keras.layers.Conv2D(4, 3, padding="same", activation="softmax")
+    outputs = conv(inputs) if unit == "frames" else keras.layers.TimeDistributed(conv)(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", WeightedCategoricalCrossentropy(weights, ignore_label=-1))
+    batch = 16 if unit == "frames" else 4
+    if mode == "streamed":
+        if unit == "frames":
+            frames = labelled_frames(train_labels)
+            data = SegmentationFrameDataset(
+                seqs.images, train_labels, frames, batch, True, workers=workers
+            )
+        else:
+            data = SegmentationSequenceDataset(
+                seqs.images, train_labels, None, batch, True, workers=workers
+            )
+        x, y, items = data, None, data._num_items
+    else:
+        if unit == "frames":
+            x, y = training_frames(seqs.images, train_labels)
+        else:
+            x, y = seqs.images, train_labels
+        items = len(x)
+    before_epoch = rss_mb()
+    start = time.perf_counter()
+    with RssSampler() as epoch:
+        model.fit(x, y, batch_size=None if y is None else batch, epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_rss_mb": peak / 1024, "rss_growth_mb": (peak - before) / 1024,
+            "rss_before_epoch_mb": before_epoch, "epoch_peak_rss_mb": epoch.peak,
+            "images_mb": seqs.images.nbytes / 2**20, "items_per_s": items / seconds}  # fmt: skip
+
+
 def _child(*args):
     done = subprocess.run(
         [sys.executable, __file__, "--child", *map(str, args)],
@@ -116,10 +197,15 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000])
     parser.add_argument("--slices", type=int, default=16)
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--case", nargs="+", choices=("volumes", "tlstm"), default=["volumes"])
+    parser.add_argument(
+        "--case", nargs="+", choices=("volumes", "tlstm", "fcslstm"), default=["volumes"]
+    )
     parser.add_argument("--tlstm-sizes", type=int, nargs="+", default=[250, 2500])
     parser.add_argument("--exams", type=int, default=8, help="exams per sequence (tlstm)")
-    parser.add_argument("--image-size", type=int, default=64, help="exam side (tlstm)")
+    parser.add_argument(
+        "--image-size", type=int, default=64, help="exam / image side (tlstm, fcslstm)"
+    )
+    parser.add_argument("--fcslstm-sizes", type=int, nargs="+", default=[200, 2000])
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -128,6 +214,12 @@ def main():
             result = write_sequences(path, int(count), int(exams), int(size))
         elif args.child[0] == "tlstm":
             result = measure_tlstm(*args.child[1:])
+        elif args.child[0] == "write-segmentation":
+            folder, count, size = args.child[1:]
+            result = write_segmentation(folder, int(count), int(size))
+        elif args.child[0] == "fcslstm":
+            folder, unit, mode, workers = args.child[1:]
+            result = measure_segmentation(folder, unit, mode, int(workers))
         else:
             folder, mode, workers = args.child
             result = measure(folder, mode, int(workers))
@@ -141,6 +233,16 @@ def main():
             for mode in ("in_memory", "streamed"):
                 run = {"case": "tlstm", "sequences": count, "mode": mode}
                 results["runs"].append({**run, **_child("tlstm", path, mode)})
+    for count in args.fcslstm_sizes if "fcslstm" in args.case else []:
+        with tempfile.TemporaryDirectory() as folder:
+            _child("write-segmentation", folder, count, args.image_size)
+            for unit in ("frames", "sequences"):
+                for mode, workers in (("in_memory", 1), ("streamed", 1), ("streamed", 2)):
+                    run = {"case": "fcslstm", "sequences": count, "unit": unit, "mode": mode,
+                           "workers": workers, "image_size": args.image_size}  # fmt: skip
+                    results["runs"].append(
+                        {**run, **_child("fcslstm", folder, unit, mode, workers)}
+                    )
     for count in args.sizes if "volumes" in args.case else []:
         with tempfile.TemporaryDirectory() as folder:
             write_set(folder, count, args.slices, args.size)
