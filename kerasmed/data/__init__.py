@@ -33,6 +33,12 @@ from kerasmed.data.radiograph_phantom import (  # noqa: F401
     simulate_radiographs,
 )
 from kerasmed.data.samplers import BalancedSliceDataset, BalancedVolumeDataset  # noqa: F401
+from kerasmed.data.segmentation_streaming import (  # noqa: F401
+    SegmentationFrameDataset,
+    SegmentationSequenceDataset,
+    labelled_frames,
+    sequence_frames,
+)
 from kerasmed.data.sequences import SequenceDataset, pad_to_batch  # noqa: F401
 from kerasmed.data.slice_sampling import (  # noqa: F401
     EmbeddingSequenceDataset,
