@@ -97,54 +97,16 @@ def test_embedded_only_rows_are_left_out_on_real_data():
 
 @pytest.mark.parametrize(
     "name, method_rows",
-    [
-        ("two-step", ["data", "Swin variant", "Swin weight decay"]),
-        ("xray", ["data"]),
-    ],
+    [("two-step", ["data", "Swin variant", "Swin weight decay"]), ("xray", ["data"])],
 )
 def test_paper_preset_departs_only_in_method(name, method_rows):
-    # The paper preset follows the paper in every setting its PAPER_SETTINGS list; what is
-    # left is what no setting can express (the data without --data-dir, a library's missing
-    # variant) or a value the paper does not give. A paper preset that drifts from its
-    # PAPER_SETTINGS (the paper's values stand in both) adds a row and fails here.
+    # The paper preset follows the paper in every setting; what is left is what no setting
+    # can express (the data without --data-dir, a library's missing variant).
     assert [r.setting for r in get_departures(name, "paper")] == method_rows
     quick = [r.setting for r in get_departures(name, "quick")]
     assert len(quick) > len(method_rows) and set(method_rows) <= set(quick)
     real = [r.setting for r in get_departures(name, "paper", data_dir="somewhere")]
     assert "data" not in real
-
-
-@pytest.mark.parametrize(
-    "name, rows",
-    [
-        ("tlstm", ["data", "image features", "batch size (sequences)"]),
-        (
-            "ich",
-            [
-                "data",
-                "slice labels for stage 1",
-                "maximum filter along z of the stage-1 slices",
-                "slice CNN initializer",
-            ],
-        ),
-        (
-            "fcslstm",
-            [
-                "data",
-                "held-out subjects (never trained on)",
-                "epochs",
-                "batch (sequences)",
-                "input operator Ψ_x",
-                "gate convolution after Ψ_x",
-                "initialization",
-            ],
-        ),
-    ],
-)
-def test_paper_preset_rows_are_method_or_not_given(name, rows):
-    # The same for the other experiments: their paper presets also depart where the paper
-    # gives no value (epochs, initializer) or where kerasmed chose otherwise on purpose.
-    assert [r.setting for r in get_departures(name, "paper")] == rows
 
 
 def test_an_override_to_the_papers_value_leaves_the_table():
