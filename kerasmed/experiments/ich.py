@@ -216,7 +216,7 @@ def build_models(config, slice_shape=None, seed=0, name="ich"):
     )  # fmt: skip
     model = build_cnn_bilstm(
         slice_shape, slice_cnn=slice_feature_model(cnn), lstm_units=config.lstm_units,
-        slice_chunk=config.slice_chunk, remat=config.remat, use_mask=True, name=name,
+        num_lstm_layers=config.num_lstm_layers, slice_chunk=config.slice_chunk, remat=config.remat, use_mask=True, name=name,
     )  # fmt: skip
     return cnn, model
 

@@ -97,7 +97,10 @@ def load_data(config, data_dir=None, seed=0):
     """
     if data_dir is None:
         data = simulate_longitudinal_digits(
-            config.num_train + config.num_test, image_size=config.image_size, seed=seed
+            config.num_train + config.num_test,
+            image_size=config.image_size,
+            noise=config.noise,
+            seed=seed,
         )
         return data.split(test_size=config.num_test, seed=seed)
     data = load_longitudinal_npz(Path(data_dir) / "sequences.npz")

@@ -94,7 +94,7 @@ def test_values_are_converted_to_the_field_type():
     [
         ("tlstm", {"epochs": 3},
          "Unknown setting 'epochs' (did you mean 'seq_epochs'?). Valid settings: num_train, "
-         "num_test, image_size, cnn_filters, feature_dim, cnn_epochs, cnn_precise_bn, units, "
+         "num_test, image_size, noise, cnn_filters, feature_dim, cnn_epochs, cnn_precise_bn, units, "
          "seq_epochs, batch_size, learning_rate, supervise_every_step, encoding, models. "
          "Received: epochs=3"),
         ("tlstm", {"xyz": 1}, "Unknown setting 'xyz'. Valid settings: num_train,"),

@@ -125,3 +125,14 @@ def test_evaluate_perfect_and_reversed_scores():
     assert models["max_prob"]["auc"] == 0.0
     assert models["max_prob"]["sensitivity"] == 1.0 and models["max_prob"]["specificity"] == 0.0
     assert set(p_values) == {"max_prob"}
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_num_lstm_layers_override_builds_that_many_bilstms(layers):
+    # notebook 02's exercise 2, the paper's one-layer ablation, is this one override
+    import keras
+
+    config = get_config("ich", "quick", **{**TINY, "num_lstm_layers": layers})
+    _, model = exp.build_models(config, seed=0)
+    found = [layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
+    assert len(found) == layers

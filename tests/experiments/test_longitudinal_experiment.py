@@ -174,3 +174,13 @@ def test_a_prepared_file_streams_through_the_image_cnn_stages(tmp_path, monkeypa
     old_scores, old_labels = exp._last_exam_scores(cnn, old_test)
     np.testing.assert_allclose(scores, old_scores, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(labels, old_labels)
+
+
+def test_noise_override_reaches_the_simulated_exams():
+    # notebook 01's exercise 4 is this one override
+    quiet = get_config("tlstm", "quick", **{**TINY, "noise": 0.0})
+    noisy = get_config("tlstm", "quick", **{**TINY, "noise": 0.6})
+    (a, _), (b, _) = exp.load_data(quiet, seed=0), exp.load_data(noisy, seed=0)
+    assert a.lengths.tolist() == b.lengths.tolist()
+    residual = np.std(b.all_exams()[0] - a.all_exams()[0])
+    assert residual > 0.1, residual

@@ -32,7 +32,8 @@ class IchConfig:
         z_factor: the maximum filter along z (the paper's 2x2x2 filter halves the slices).
         base_filters: filters of the slice CNN's first unit (doubled from unit to unit).
         feature_dim: size of a slice's feature vector.
-        lstm_units: units of each of the two bidirectional LSTMs.
+        lstm_units: units of each of the bidirectional LSTMs.
+        num_lstm_layers: bidirectional LSTM layers (the paper: 2; its ablation: 1).
         dropout: dropout of the slice CNN's dense layers.
         cnn_initializer: kernel initializer of the slice CNN.
         pretrain_learning_rate: Adam's learning rate in stage 1.
@@ -63,6 +64,7 @@ class IchConfig:
     base_filters: int = 8
     feature_dim: int = 64
     lstm_units: int = 32
+    num_lstm_layers: int = 2
     dropout: float = 0.5
     cnn_initializer: str = "he_normal"
     pretrain_learning_rate: float = 1e-3  # the paper's 1e-4 needs far more than 300 batches

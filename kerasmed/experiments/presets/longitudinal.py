@@ -58,6 +58,8 @@ class TlstmConfig:
         num_train: simulated training sequences (a ``data_dir`` is split 80/20 instead).
         num_test: simulated test sequences.
         image_size: side of the simulated exams, in pixels.
+        noise: standard deviation of the simulated exams' noise (`simulate_longitudinal_digits`;
+            higher makes single images harder).
         cnn_filters: filters of the image CNN's convolution blocks.
         feature_dim: size of the image CNN's feature vector.
         cnn_epochs: epochs of stage 1 (the single-image CNN).
@@ -79,6 +81,7 @@ class TlstmConfig:
     num_train: int = 400
     num_test: int = 400
     image_size: int = 48
+    noise: float = 0.1
     cnn_filters: tuple[int, ...] = (16, 32, 64)
     feature_dim: int = 64
     cnn_epochs: int = 6
