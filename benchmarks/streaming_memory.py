@@ -36,13 +36,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
-from _common import RssSampler, rss_mb
+from _common import RssSampler, rss_mb, run_worker
 
 
 def write_set(folder, count, slices, size):
@@ -184,12 +182,12 @@ def measure_segmentation(folder, unit, mode, workers):
 
 
 def _child(*args):
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", *map(str, args)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    return json.loads(line[7:])
+    """Runs one step in a fresh process (`_common.run_worker`): a parent's peak RSS would pass
+    to its next children, so every step that allocates runs in its own."""
+    result = run_worker(__file__, {"child": [str(a) for a in args]}, timeout=3600, error_lines=5)
+    if "error" in result:
+        raise RuntimeError(f"benchmark step {args} failed: {result['error']}")
+    return result
 
 
 def main():
@@ -206,9 +204,10 @@ def main():
         "--image-size", type=int, default=64, help="exam / image side (tlstm, fcslstm)"
     )
     parser.add_argument("--fcslstm-sizes", type=int, nargs="+", default=[200, 2000])
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
+    if args.worker:
+        args.child = json.loads(args.worker)["child"]
         if args.child[0] == "write":  # in a child: a parent's peak would pass to the next ones
             path, count, exams, size = args.child[1:]
             result = write_sequences(path, int(count), int(exams), int(size))
