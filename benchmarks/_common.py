@@ -13,7 +13,8 @@ A script imports them as ``from _common import ...`` (a script's own folder is f
   load averages before and after);
 - `run_worker`: runs ``<script> --worker <config JSON>`` in a fresh process (so its peak RSS is
   its own) and returns the dict it printed on a ``RESULT {...}`` line, or the config with an
-  ``"error"`` (a timeout or the last lines of its output).
+  ``"error"`` (a timeout or the last lines of its output); `serve_worker` is its other half, in
+  the child (`print_result` writes that line).
 """
 
 import importlib.metadata
@@ -93,6 +94,23 @@ def run_worker(script, config, timeout, env=None, error_lines=1):
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
     return {**config, "error": (done.stderr or done.stdout).strip().splitlines()[-error_lines:]}
+
+
+def print_result(result):
+    """Prints the ``RESULT {...}`` line that `run_worker` reads."""
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def serve_worker(args, measure):
+    """In a ``--worker`` child: prints ``RESULT`` of ``measure(config)`` and returns True.
+
+    In the parent (``args.worker`` unset) it does nothing and returns False, so a script's
+    ``main`` starts with ``if serve_worker(args, measure): return``.
+    """
+    if not args.worker:
+        return False
+    print_result(measure(json.loads(args.worker)))
+    return True
 
 
 def report_header(benchmark, backend, load_before):

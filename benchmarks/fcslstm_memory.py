@@ -39,7 +39,15 @@ import os
 import sys
 import time
 
-from _common import RssSampler, jax_temp_mb, peak_rss_mb, report_header, rss_mb, run_worker
+from _common import (
+    RssSampler,
+    jax_temp_mb,
+    peak_rss_mb,
+    report_header,
+    rss_mb,
+    run_worker,
+    serve_worker,
+)
 
 
 def _build(config):
@@ -97,7 +105,7 @@ def worker(config):
         result["xla_temp_mb"] = round(
             jax_temp_mb(model, x, y, keras.losses.CategoricalCrossentropy()), 1
         )
-    print("RESULT " + json.dumps(result), flush=True)
+    return result
 
 
 def configurations(args):
@@ -131,8 +139,7 @@ def main(argv=None):
     parser.add_argument("--timeout", type=int, default=1200)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        worker(json.loads(args.worker))
+    if serve_worker(args, worker):
         return
     if args.quick:
         args.size, args.steps = 64, 3

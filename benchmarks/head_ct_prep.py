@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from _common import run_worker
+from _common import run_worker, serve_worker
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[1:1] = [os.path.join(REPO, "tests"), os.path.join(REPO, "tests", "io")]  # test helpers
@@ -85,8 +85,7 @@ def main():
     parser.add_argument("--timeout", type=int, default=1800)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        print("RESULT " + json.dumps(worker(json.loads(args.worker))))
+    if serve_worker(args, worker):
         return
     with tempfile.TemporaryDirectory(prefix="head-ct-dicom-") as folder:
         started = time.perf_counter()

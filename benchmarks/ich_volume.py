@@ -33,7 +33,15 @@ import sys
 import time
 
 import keras
-from _common import RssSampler, jax_temp_mb, median_seconds, peak_rss_mb, rss_mb, run_worker
+from _common import (
+    RssSampler,
+    jax_temp_mb,
+    median_seconds,
+    peak_rss_mb,
+    rss_mb,
+    run_worker,
+    serve_worker,
+)
 
 
 def _build(config, slice_chunk, remat):
@@ -88,7 +96,7 @@ def worker(config):
         result["input_mb"] = x.nbytes / 2**20
         if keras.backend.backend() == "jax":
             result["xla_temp_mb"] = jax_temp_mb(model, x, y, keras.losses.BinaryCrossentropy())
-    print("RESULT " + json.dumps(result), flush=True)
+    return result
 
 
 def main():
@@ -106,8 +114,7 @@ def main():
     parser.add_argument("--timeout", type=int, default=900)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        worker(json.loads(args.worker))
+    if serve_worker(args, worker):
         return
 
     base = {

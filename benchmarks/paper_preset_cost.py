@@ -39,7 +39,15 @@ import statistics
 import sys
 import time
 
-from _common import RssSampler, peak_rss_mb, report_header, rss_mb, run_worker
+from _common import (
+    RssSampler,
+    peak_rss_mb,
+    print_result,
+    report_header,
+    rss_mb,
+    run_worker,
+    serve_worker,
+)
 
 EXPERIMENTS = ("tlstm", "ich", "fcslstm", "two-step", "xray")
 XRAY_CLASSES = 193  # ImageCLEF 2009 (paper 004, Section III-A: "The dataset has 193 classes")
@@ -411,7 +419,7 @@ def _rss_guard(limit_mb, result):
         while True:
             if rss_mb() > limit_mb:
                 error = f"stopped: resident memory above --max-rss-gb ({limit_mb / 1024:g} GB)"
-                print("RESULT " + json.dumps({**result, "error": error}), flush=True)
+                print_result({**result, "error": error})
                 os._exit(3)
             time.sleep(0.05)
 
@@ -446,7 +454,7 @@ def worker(job):
     result["step_max_rss_mb"] = round(max(peaks), 1)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["backend"] = keras.backend.backend()
-    print("RESULT " + json.dumps(result), flush=True)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,8 +487,7 @@ def main(argv=None):
                         help="a measurement whose resident memory passes this is stopped")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        worker(json.loads(args.worker))
+    if serve_worker(args, worker):
         return
     if args.steps < 1 or args.max_batch < 1 or not args.max_rss_gb > 0:
         raise ValueError(

@@ -40,7 +40,7 @@ import tempfile
 import time
 
 import numpy as np
-from _common import RssSampler, rss_mb, run_worker
+from _common import RssSampler, rss_mb, run_worker, serve_worker
 
 
 def write_set(folder, count, slices, size):
@@ -190,6 +190,24 @@ def _child(*args):
     return result
 
 
+def child(config):
+    """One step in a fresh process (writing too: a parent's peak would pass to the next ones)."""
+    step = config["child"]
+    if step[0] == "write":
+        path, count, exams, size = step[1:]
+        return write_sequences(path, int(count), int(exams), int(size))
+    if step[0] == "tlstm":
+        return measure_tlstm(*step[1:])
+    if step[0] == "write-segmentation":
+        folder, count, size = step[1:]
+        return write_segmentation(folder, int(count), int(size))
+    if step[0] == "fcslstm":
+        folder, unit, mode, workers = step[1:]
+        return measure_segmentation(folder, unit, mode, int(workers))
+    folder, mode, workers = step
+    return measure(folder, mode, int(workers))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000])
@@ -206,23 +224,7 @@ def main():
     parser.add_argument("--fcslstm-sizes", type=int, nargs="+", default=[200, 2000])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        args.child = json.loads(args.worker)["child"]
-        if args.child[0] == "write":  # in a child: a parent's peak would pass to the next ones
-            path, count, exams, size = args.child[1:]
-            result = write_sequences(path, int(count), int(exams), int(size))
-        elif args.child[0] == "tlstm":
-            result = measure_tlstm(*args.child[1:])
-        elif args.child[0] == "write-segmentation":
-            folder, count, size = args.child[1:]
-            result = write_segmentation(folder, int(count), int(size))
-        elif args.child[0] == "fcslstm":
-            folder, unit, mode, workers = args.child[1:]
-            result = measure_segmentation(folder, unit, mode, int(workers))
-        else:
-            folder, mode, workers = args.child
-            result = measure(folder, mode, int(workers))
-        print("RESULT " + json.dumps(result))
+    if serve_worker(args, child):
         return
     results = {"backend": os.environ.get("KERAS_BACKEND", "tensorflow"), "runs": []}
     for count in args.tlstm_sizes if "tlstm" in args.case else []:

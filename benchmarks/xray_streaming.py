@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from _common import peak_rss_mb, report_header, run_worker
+from _common import peak_rss_mb, report_header, run_worker, serve_worker
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -78,8 +78,7 @@ def main():
     parser.add_argument("--prep-workers", type=int, default=2)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        print("RESULT " + json.dumps(measure(json.loads(args.worker))))
+    if serve_worker(args, measure):
         return
     from kerasmed.data import simulate_radiographs, write_imageclef_folder
     from kerasmed.data.imageclef import prepare_imageclef_cache

@@ -59,6 +59,15 @@ def _needed(results, needed, metric):
     return values
 
 
+def _minus(values, a, b, names=None):
+    """``a``'s value minus ``b``'s and its evidence text ``"a 0.812 - b 0.774 = +0.038"``;
+    `names` shortens the model names in the text."""
+    names = names or {}
+    gap = values[a] - values[b]
+    text = f"{names.get(a, a)} {values[a]:.3f} - {names.get(b, b)} {values[b]:.3f} = {gap:+.3f}"
+    return gap, text
+
+
 def _share(part, whole):
     return f"{part / whole:.0%}" if whole > 0 else "n/a (no gain to share)"
 
@@ -83,13 +92,12 @@ def _tlstm_raw_gain(results, claim):
     if not raw:
         return Verdict(claim, None, "this run has no raw-δ tLSTM (tlstm_v1, tlstm_v2)")
     f = _needed(results, ("lstm", *raw), "f_measure")
-    gains = {m: f[m] - f["lstm"] for m in raw}
+    gains = {m: _minus(f, m, "lstm") for m in raw}
     evidence = "; ".join(
-        f"{m} {f[m]:.3f} - lstm {f['lstm']:.3f} = {gains[m]:+.3f} "
-        f"(paper {paper[m]:+.3f}, ours {_share(gains[m], paper[m])} of it)"
-        for m in raw
+        f"{text} (paper {paper[m]:+.3f}, ours {_share(gain, paper[m])} of it)"
+        for m, (gain, text) in gains.items()
     )
-    return Verdict(claim, all(g >= 0.03 for g in gains.values()), evidence)
+    return Verdict(claim, all(g >= 0.03 for g, _ in gains.values()), evidence)
 
 
 @_finding(
@@ -98,7 +106,7 @@ def _tlstm_raw_gain(results, claim):
 )
 def _tlstm_cell(results, claim):
     f = _needed(results, ("lstm", "lstm_with_delta", "tlstm_v1_encoded"), "f_measure")
-    cell = f["tlstm_v1_encoded"] - f["lstm_with_delta"]
+    cell, cell_text = _minus(f, "tlstm_v1_encoded", "lstm_with_delta")
     tlstm_gain = f["tlstm_v1_encoded"] - f["lstm"]
     delta_gain = f["lstm_with_delta"] - f["lstm"]
     if cell >= 0.03:
@@ -108,10 +116,8 @@ def _tlstm_cell(results, claim):
     else:
         reading = "neither model gains 0.03 over the lstm in this run"
     evidence = (
-        f"tlstm_v1_encoded {f['tlstm_v1_encoded']:.3f} - lstm_with_delta "
-        f"{f['lstm_with_delta']:.3f} = {cell:+.3f}; seeing δ alone gives the LSTM "
-        f"{delta_gain:+.3f} of the tLSTM's {tlstm_gain:+.3f} over the lstm "
-        f"({_share(delta_gain, tlstm_gain)}): {reading}"
+        f"{cell_text}; seeing δ alone gives the LSTM {delta_gain:+.3f} of the tLSTM's "
+        f"{tlstm_gain:+.3f} over the lstm ({_share(delta_gain, tlstm_gain)}): {reading}"
     )
     return Verdict(claim, cell >= 0.03, evidence)
 
@@ -122,12 +128,8 @@ def _tlstm_cell(results, claim):
 )
 def _tlstm_shuffled(results, claim):
     f = _needed(results, ("lstm", "tlstm_v1_encoded", "tlstm_v1_shuffled_delta"), "f_measure")
-    drop = f["tlstm_v1_encoded"] - f["tlstm_v1_shuffled_delta"]
-    evidence = (
-        f"tlstm_v1_encoded {f['tlstm_v1_encoded']:.3f} - tlstm_v1_shuffled_delta "
-        f"{f['tlstm_v1_shuffled_delta']:.3f} = {drop:+.3f}; shuffled - lstm "
-        f"{f['tlstm_v1_shuffled_delta'] - f['lstm']:+.3f}"
-    )
+    drop, text = _minus(f, "tlstm_v1_encoded", "tlstm_v1_shuffled_delta")
+    evidence = f"{text}; shuffled - lstm {f['tlstm_v1_shuffled_delta'] - f['lstm']:+.3f}"
     return Verdict(claim, drop >= 0.03, evidence)
 
 
@@ -179,13 +181,10 @@ def _gap_finding(claim, better, worse, metric, paper_gap, label, p_value=None):
 
     def check(results, claim):
         value = _needed(results, (better, worse), metric)
-        gap = value[better] - value[worse]
         short = {m: m.removeprefix("cnn_bilstm_") for m in (better, worse)}
-        evidence = (
-            f"{label} {short[better]} {value[better]:.3f} - {short[worse]} {value[worse]:.3f} "
-            f"= {gap:+.3f} (paper {paper_gap:+.3g})"
-            + ("" if p_value is None else _p_value(results, p_value))
-        )
+        gap, text = _minus(value, better, worse, short)
+        p = "" if p_value is None else _p_value(results, p_value)
+        evidence = f"{label} {text} (paper {paper_gap:+.3g}){p}"
         return Verdict(claim, gap > 0, evidence)
 
     check.__name__ = f"_{better}_above_{worse}_{metric}"

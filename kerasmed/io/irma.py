@@ -282,6 +282,9 @@ class ClassImbalanceReport:
         train_counts: ``{code: number of training images}`` for every class (0 included).
         test_counts: ``{code: number of test images}`` for every class (0 included).
         rare_threshold: a class is rare in training with fewer images than this.
+
+    Properties (computed from the counts):
+        num_train, num_test: the images in each set.
         absent_in_train: test classes with no training image.
         rare_in_train: test classes with 1 ... ``rare_threshold - 1`` training images.
         test_images_absent: test images whose class has no training image.
@@ -293,11 +296,6 @@ class ClassImbalanceReport:
     train_counts: dict
     test_counts: dict
     rare_threshold: int
-    absent_in_train: tuple
-    rare_in_train: tuple
-    test_images_absent: int
-    test_images_rare: int
-    imbalance_ratio: float
 
     @property
     def num_train(self):
@@ -307,12 +305,35 @@ class ClassImbalanceReport:
     def num_test(self):
         return sum(self.test_counts.values())
 
+    @property
+    def absent_in_train(self):
+        return tuple(c for c in self.codes if self.test_counts[c] and not self.train_counts[c])
+
+    @property
+    def rare_in_train(self):
+        rare = range(1, self.rare_threshold)
+        return tuple(c for c in self.codes if self.test_counts[c] and self.train_counts[c] in rare)
+
+    @property
+    def test_images_absent(self):
+        return sum(self.test_counts[c] for c in self.absent_in_train)
+
+    @property
+    def test_images_rare(self):
+        return sum(self.test_counts[c] for c in self.rare_in_train)
+
+    @property
+    def imbalance_ratio(self):
+        present = [n for n in self.train_counts.values() if n]
+        return float(max(present) / min(present)) if present else float("nan")
+
     def to_dict(self):
-        """A JSON-friendly dict of every field, plus the totals."""
+        """A JSON-friendly dict of every field and property."""
         data = dataclasses.asdict(self)
-        data.update(codes=list(self.codes), absent_in_train=list(self.absent_in_train),
-                    rare_in_train=list(self.rare_in_train), num_train=self.num_train,
-                    num_test=self.num_test)  # fmt: skip
+        for name in ("codes", "num_train", "num_test", "absent_in_train", "rare_in_train",
+                     "test_images_absent", "test_images_rare", "imbalance_ratio"):  # fmt: skip
+            value = getattr(self, name)
+            data[name] = list(value) if isinstance(value, tuple) else value
         return data
 
     def __str__(self):
@@ -376,17 +397,4 @@ def class_imbalance_report(train_codes, test_codes, rare_threshold=10):
     codes = tuple(sorted(set(train) | set(test)))
     train_counts = {c: train.get(c, 0) for c in codes}
     test_counts = {c: test.get(c, 0) for c in codes}
-    absent = tuple(c for c in codes if test_counts[c] and not train_counts[c])
-    rare = tuple(c for c in codes if test_counts[c] and 0 < train_counts[c] < rare_threshold)
-    present = [n for n in train_counts.values() if n]
-    return ClassImbalanceReport(
-        codes=codes,
-        train_counts=train_counts,
-        test_counts=test_counts,
-        rare_threshold=rare_threshold,
-        absent_in_train=absent,
-        rare_in_train=rare,
-        test_images_absent=sum(test_counts[c] for c in absent),
-        test_images_rare=sum(test_counts[c] for c in rare),
-        imbalance_ratio=float(max(present) / min(present)) if present else float("nan"),
-    )
+    return ClassImbalanceReport(codes, train_counts, test_counts, rare_threshold)

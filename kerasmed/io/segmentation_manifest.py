@@ -165,22 +165,16 @@ def _sorted_manifest(items, image_columns, num_channels, report):
         channel_names = tuple(f"{image_columns[0]}[{k}]" for k in range(num_channels))
     else:
         channel_names = tuple(image_columns)
-    ids, timepoints, image_paths, label_paths, rows = [], [], [], [], []
-    for subject, by_time in items.items():
+    per_subject = {"timepoints": [], "image_paths": [], "label_paths": [], "rows": []}
+    for by_time in items.values():
         order = sorted(by_time)
-        ids.append(subject)
-        timepoints.append(np.array(order, dtype="float64"))
-        rows.append(np.array([by_time[t][0] for t in order], dtype="int64"))
-        image_paths.append(tuple(by_time[t][1] for t in order))
-        label_paths.append(tuple(by_time[t][2] for t in order))
+        rows, images, labels = zip(*(by_time[t] for t in order))
+        per_subject["timepoints"].append(np.array(order, dtype="float64"))
+        per_subject["image_paths"].append(images)
+        per_subject["label_paths"].append(labels)
+        per_subject["rows"].append(np.array(rows, dtype="int64"))
     return SegmentationManifest(
-        ids=tuple(ids),
-        timepoints=timepoints,
-        image_paths=image_paths,
-        label_paths=label_paths,
-        rows=rows,
-        channel_names=channel_names,
-        report=report,
+        ids=tuple(items), channel_names=channel_names, report=report, **per_subject
     )
 
 
