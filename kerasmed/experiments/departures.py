@@ -40,7 +40,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["Departure", "PaperSetting", "departures", "departures_markdown"]
+__all__ = ["Departure", "PaperSetting", "data_setting", "departures", "departures_markdown"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +78,16 @@ class PaperSetting:
                 "A PaperSetting without a field is a difference of method and needs `ours` "
                 f"(what kerasmed does, as text). Received: label={self.label!r}, ours={self.ours!r}"
             )
+
+
+def data_setting(paper, ours, why):
+    """The ``"data"`` row every presets module starts with: the paper's dataset against the
+    embedded one (a departure of the embedded data only, `why` saying how to read the real one).
+
+    >>> data_setting("COV19-CT-DB", "a chest CT phantom", "not public").label
+    'data'
+    """
+    return PaperSetting(None, paper, "data", why, ours=ours, embedded_only=True)
 
 
 @dataclasses.dataclass(frozen=True)

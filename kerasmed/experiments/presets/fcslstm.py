@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.experiments.departures import PaperSetting
+from kerasmed.experiments.departures import PaperSetting, data_setting
 from kerasmed.validation import check_each_one_of
 
 TITLE = "Paper 002: FCN vs (bidirectional) FCSLSTM, joint 4D infant brain segmentation"
@@ -128,13 +128,10 @@ def _never(ours, paper):
 # The paper's settings (Sections 2-3): `kerasmed.experiments.departures` lists where a run
 # differs. Table 1 (the FCN's layer sizes) is not in the paper's text; see `build_concise_fcn`.
 PAPER_SETTINGS = (
-    PaperSetting(
-        None,
+    data_setting(
         "BRIC: 10 infants, T1w + T2w, 5 scans in the first year, one labelled slice each",
-        "data",
+        "synthetic infant-brain slices (`simulate_infant_brain`), one per time point",
         _PHANTOM,
-        ours="synthetic infant-brain slices (`simulate_infant_brain`), one per time point",
-        embedded_only=True,
     ),
     PaperSetting("num_subjects", 10, "labelled subjects", _PHANTOM, embedded_only=True),
     PaperSetting(

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Literal
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.experiments.departures import PaperSetting
+from kerasmed.experiments.departures import PaperSetting, data_setting
 
 TITLE = "Paper 001: hemorrhage in whole head CTs, slice CNN + 2 x BiLSTM, staged training"
 NOTEBOOK = "notebooks/02_ich_cnn_bilstm.ipynb"
@@ -134,13 +134,10 @@ _PHANTOM = "the embedded phantom (the paper's CTs are not public); `--data-dir` 
 # The paper's settings (Sections II-III, Tables 2-3): `kerasmed.experiments.departures` lists
 # where a run differs.
 PAPER_SETTINGS = (
-    PaperSetting(
-        None,
+    data_setting(
         "1930 non-contrast head CTs (Radboudumc, not public)",
-        "data",
+        "synthetic head CTs with bleeds and single-slice mimics (`simulate_head_ct`)",
         _PHANTOM,
-        ours="synthetic head CTs with bleeds and single-slice mimics (`simulate_head_ct`)",
-        embedded_only=True,
     ),
     PaperSetting("num_train", 1448, "training volumes", _PHANTOM, embedded_only=True),
     PaperSetting("num_val", 96, "validation volumes", _PHANTOM, embedded_only=True),

@@ -11,7 +11,7 @@ import types
 from typing import Literal
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.experiments.departures import PaperSetting
+from kerasmed.experiments.departures import PaperSetting, data_setting
 from kerasmed.validation import check_each_one_of
 
 TITLE = "Paper 000: time-modulated LSTM on simulated longitudinal digit exams"
@@ -132,13 +132,10 @@ _SIMULATION = "kerasmed's simulation of the Appendix (Table 2); `--data-dir` rea
 # The paper gives no sizes, epochs, widths or learning rates for its simulated data, so those
 # are kerasmed's choices rather than departures and are not listed.
 PAPER_SETTINGS = (
-    PaperSetting(
-        None,
+    data_setting(
         "simulated digit sequences (glyphs, image size and counts not given)",
-        "data",
+        "scikit-learn's 8x8 digits on noisy grey images (`simulate_longitudinal_digits`)",
         _SIMULATION,
-        ours="scikit-learn's 8x8 digits on noisy grey images (`simulate_longitudinal_digits`)",
-        embedded_only=True,
     ),
     PaperSetting(
         None,

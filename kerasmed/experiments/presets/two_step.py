@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.experiments.departures import PaperSetting
+from kerasmed.experiments.departures import PaperSetting, data_setting
 
 TITLE = "Paper 003: two-step CT classification, lung-area slices, 2D CNN embeddings, BiLSTM + Swin"
 NOTEBOOK = "notebooks/04_two_step_ct.ipynb"
@@ -175,9 +175,7 @@ _PHANTOM = "the embedded phantom (COV19-CT-DB is not redistributable); `--data-d
 # The paper's settings (the authors' code's where the paper is vague, see
 # /shared/papers/README.md): `kerasmed.experiments.departures` lists where a run differs.
 PAPER_SETTINGS = (
-    PaperSetting(
-        None, "COV19-CT-DB", "data", _PHANTOM, embedded_only=True, ours="synthetic chest CT phantom"
-    ),
+    data_setting("COV19-CT-DB", "synthetic chest CT phantom", _PHANTOM),
     PaperSetting("num_train", 1560, "training scans", _PHANTOM, embedded_only=True),
     PaperSetting(
         "num_test", 374, "test scans (the paper's validation set)", _PHANTOM, embedded_only=True

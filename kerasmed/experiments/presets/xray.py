@@ -11,7 +11,7 @@ import dataclasses
 from typing import Literal
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.experiments.departures import PaperSetting
+from kerasmed.experiments.departures import PaperSetting, data_setting
 
 TITLE = "Paper 004: X-ray classification by IRMA code, InceptionV3, padding x enhancement"
 NOTEBOOK = "notebooks/05_xray_inception.ipynb"
@@ -119,14 +119,7 @@ _PHANTOM = "the embedded phantom (ImageCLEF 2009 is not redistributable); `--dat
 
 # The paper's settings (Section III): `kerasmed.experiments.departures` lists where a run differs.
 PAPER_SETTINGS = (
-    PaperSetting(
-        None,
-        "ImageCLEF 2009 (IRMA codes)",
-        "data",
-        _PHANTOM,
-        ours="simulated radiographs",
-        embedded_only=True,
-    ),
+    data_setting("ImageCLEF 2009 (IRMA codes)", "simulated radiographs", _PHANTOM),
     PaperSetting("num_images", 14410, "images (train + test)", _PHANTOM, embedded_only=True),
     PaperSetting("image_size", 512, "network input (pixels)", _CPU),
     PaperSetting("backbone", "inception_v3", "CNN", _CPU),
