@@ -1,7 +1,8 @@
 """Helpers every experiment module shares: stage messages, progress bars, figures on disk.
 
 `resolve_config` (a preset's config with a run's overrides) is re-exported from
-`kerasmed.experiments.config`.
+`kerasmed.experiments.config`; `start_run` is what every experiment's ``run`` begins with
+(that config and a `logger`).
 
 Seeding needs no helper of its own: every experiment seeds with Keras's
 ``keras.utils.set_random_seed(seed)`` (Python, NumPy and the backend at once), once in
@@ -20,7 +21,14 @@ from pathlib import Path
 from kerasmed.callbacks import EpochProgressBar
 from kerasmed.experiments.config import resolve_config
 
-__all__ = ["figure_caption", "logger", "progress", "resolve_config", "write_figures"]
+__all__ = [
+    "figure_caption",
+    "logger",
+    "progress",
+    "resolve_config",
+    "start_run",
+    "write_figures",
+]
 
 _CAPTION = contextvars.ContextVar("figure_caption", default=None)
 
@@ -42,6 +50,23 @@ def logger(tag, verbose):
         print(f"[{tag}] {message}")
 
     return log
+
+
+def start_run(presets, preset, overrides, experiment, verbose):
+    """What every experiment's ``run`` begins with: ``(config, log)``.
+
+    `config` is `preset`'s config with `overrides` applied (`resolve_config`, which raises a
+    ``ValueError`` for an unknown preset or field); `log` is the `logger` of `experiment`.
+
+    >>> from kerasmed.experiments.presets.xray import PRESETS
+    >>> config, log = start_run(PRESETS, "quick", {"epochs": 2}, "xray", verbose=True)
+    >>> config.epochs
+    2
+    >>> log("ready")
+    [xray] ready
+    """
+    config = resolve_config(presets, preset, overrides, experiment=experiment)
+    return config, logger(experiment, verbose)
 
 
 def progress(description, verbose, keys=("loss", "val_loss")):

@@ -40,7 +40,18 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["Departure", "PaperSetting", "data_setting", "departures", "departures_markdown"]
+__all__ = [
+    "CPU_MINUTES",
+    "Departure",
+    "PaperSetting",
+    "data_setting",
+    "departures",
+    "departures_markdown",
+]
+
+# The `why` of a setting that a quick preset scales down so that it runs on this project's
+# reference machine (the README's "quick" column).
+CPU_MINUTES = "minutes on a 2-core CPU"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -62,7 +62,7 @@ from kerasmed.data.segmentation_streaming import (
     labelled_frames,
     sequence_frames,
 )
-from kerasmed.experiments.common import logger, progress, resolve_config
+from kerasmed.experiments.common import progress, start_run
 from kerasmed.experiments.fcslstm_results import (
     CLASS_KEYS,
     IGNORE_LABEL,
@@ -369,8 +369,7 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
     >>> from kerasmed.experiments import run_experiment
     >>> results = run_experiment("fcslstm", "quick", out="results/fcslstm")  # doctest: +SKIP
     """
-    config = resolve_config(PRESETS, preset, overrides, experiment="fcslstm")
-    log = logger("fcslstm", verbose)
+    config, log = start_run(PRESETS, preset, overrides, "fcslstm", verbose)
     data = load_data(config, data_dir, seed)
     images, labels, heldout = data["images"], data["labels"], data["heldout"]
     test_tp = config.test_timepoint

@@ -35,7 +35,7 @@ from kerasmed.data.streaming import (
     volume_dataset,
     volume_lengths,
 )
-from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
+from kerasmed.experiments.common import logger, progress, start_run, write_figures
 from kerasmed.experiments.presets.ich import PRESETS, IchConfig
 from kerasmed.metrics import delong_test, operating_point, roc_auc_ci
 from kerasmed.models.ich import build_cnn_bilstm, build_slice_cnn, slice_feature_model
@@ -420,8 +420,7 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, stream=No
     >>> from kerasmed.experiments import run_experiment
     >>> results = run_experiment("ich", "quick", out="results/ich")  # doctest: +SKIP
     """
-    config = resolve_config(PRESETS, preset, overrides, experiment="ich")
-    log = logger("ich", verbose)
+    config, log = start_run(PRESETS, preset, overrides, "ich", verbose)
     data = load_data(config, data_dir, seed, verbose, stream)
     cnn, model = build_models(config, input_slice_shape(data), seed=seed)
     trainer = StagedTrainer(cnn, model, jit_compile=config.jit_compile)

@@ -20,7 +20,7 @@ import numpy as np
 from kerasmed.callbacks import PreciseBatchNorm
 from kerasmed.data import SequenceDataset, simulate_longitudinal_digits
 from kerasmed.data.exam_batches import ExamDataset, last_exam_rows, streams_images
-from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
+from kerasmed.experiments.common import progress, start_run, write_figures
 from kerasmed.experiments.presets.longitudinal import (
     PRESETS,
     SEQUENCE_MODELS,
@@ -402,8 +402,7 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
     >>> from kerasmed.experiments import run_experiment
     >>> results = run_experiment("tlstm", "quick", out="results/tlstm")  # doctest: +SKIP
     """
-    config = resolve_config(PRESETS, preset, overrides, experiment="tlstm")
-    log = logger("tlstm", verbose)
+    config, log = start_run(PRESETS, preset, overrides, "tlstm", verbose)
     train, test = load_data(config, data_dir, seed)
     log(f"{len(train)} training and {len(test)} test sequences, {train.num_labels} labels")
     enc_kwargs = time_encoding_kwargs(train, config.encoding)

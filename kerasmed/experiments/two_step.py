@@ -38,7 +38,7 @@ from kerasmed.data import (
     sample_sequence_slices,
     simulate_chest_ct,
 )
-from kerasmed.experiments.common import logger, progress, resolve_config
+from kerasmed.experiments.common import logger, progress, start_run
 from kerasmed.experiments.presets.two_step import PRESETS, TwoStepConfig
 from kerasmed.experiments.two_step_cov19 import load_data_dir, model_slices, select_windows
 from kerasmed.experiments.two_step_figures import (
@@ -365,8 +365,7 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
     >>> from kerasmed.experiments import run_experiment
     >>> results = run_experiment("two-step", "quick", out="results/two-step")  # doctest: +SKIP
     """
-    config = resolve_config(PRESETS, preset, overrides, experiment="two-step")
-    log = logger("two-step", verbose)
+    config, log = start_run(PRESETS, preset, overrides, "two-step", verbose)
     timings, histories = {}, {}
     start = time.perf_counter()
     data = load_data(config, data_dir, seed, verbose)

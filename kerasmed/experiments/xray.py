@@ -34,7 +34,7 @@ import numpy as np
 from kerasmed.data import simulate_radiographs, write_imageclef_folder
 from kerasmed.data.imageclef import ImageCLEFCache, ImageCLEFDataset, prepare_imageclef_cache
 from kerasmed.data.streaming import STREAM_ABOVE_BYTES
-from kerasmed.experiments.common import logger, progress, resolve_config, write_figures
+from kerasmed.experiments.common import logger, progress, start_run, write_figures
 from kerasmed.experiments.presets.xray import PRESETS, XrayConfig
 from kerasmed.io import class_imbalance_report, index_imageclef, read_radiograph
 from kerasmed.models.xray import (
@@ -295,8 +295,7 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrid
     >>> from kerasmed.experiments import run_experiment
     >>> results = run_experiment("xray", "quick", out="results/xray")  # doctest: +SKIP
     """
-    config = resolve_config(PRESETS, preset, overrides, experiment="xray")
-    log = logger("xray", verbose)
+    config, log = start_run(PRESETS, preset, overrides, "xray", verbose)
     preprocessing_seconds = 0.0
     models, histories = {}, {}
     label_map = report = None

@@ -48,14 +48,7 @@ def _as_uint(image, notes):
     return rescale_to_uint(image, bit_depth=16, in_range=(low, high) if high > low else None)
 
 
-def prepare_radiograph_file(
-    path,
-    padding="constant",
-    size=(512, 512),
-    enhanced=False,
-    interpolation="nearest",
-    cache_path=None,
-):
+def prepare_radiograph_file(path, cache_path=None, **options):
     """Reads one radiograph file and runs `prepare_radiograph` on it.
 
     A file that is not uint8 or uint16 after reading (a DICOM image with a modality LUT, a
@@ -64,10 +57,11 @@ def prepare_radiograph_file(
 
     Args:
         path: the image file (any format `kerasmed.io.read_radiograph` reads).
-        padding, size, enhanced, interpolation: as in `prepare_radiograph`.
         cache_path: an ``.npz`` file to write the result to (its folder is created), holding
             ``image``, ``stamp`` (`source_stamp` of `path`), ``notes`` and ``format``; ``None``
             writes nothing.
+        **options: the arguments of `prepare_radiograph` (``padding``, ``size``,
+            ``enhanced``, ``interpolation``, the enhancement's), with its defaults.
 
     Returns:
         ``(image, notes)``: the ``(height, width, 3)`` uint8 or uint16 array and the notes of
@@ -89,7 +83,7 @@ def prepare_radiograph_file(
     stamp = source_stamp(path) if os.path.isfile(path) else None
     image, notes = read_radiograph(path, return_notes=True)
     image = _as_uint(image, notes)
-    prepared = prepare_radiograph(image, padding, size, enhanced, interpolation)
+    prepared = prepare_radiograph(image, **options)
     if cache_path is not None:
         save_npz_atomic(
             cache_path,
@@ -149,12 +143,8 @@ def prepare_cache_entry(args):
         FileNotFoundError, ValueError: as `read_radiograph` (``run_prep`` reports them).
     """
     settings = args["settings"]
+    options = {key: settings[key] for key in ("padding", "enhanced", "interpolation")}
     image, notes = prepare_radiograph_file(
-        args["path"],
-        padding=settings["padding"],
-        size=tuple(settings["size"]),
-        enhanced=settings["enhanced"],
-        interpolation=settings["interpolation"],
-        cache_path=args["cache_path"],
+        args["path"], args["cache_path"], size=tuple(settings["size"]), **options
     )
     return {"outputs": [args["output"]], "notes": list(notes), "dtype": image.dtype.name}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.experiments.departures import PaperSetting, data_setting
+from kerasmed.experiments.departures import CPU_MINUTES, PaperSetting, data_setting
 from kerasmed.validation import check_each_one_of
 
 TITLE = "Paper 002: FCN vs (bidirectional) FCSLSTM, joint 4D infant brain segmentation"
@@ -116,7 +116,6 @@ PRESETS = make_presets(
 )
 
 
-_CPU = "minutes on a 2-core CPU"
 _PHANTOM = "the embedded phantom (BRIC is not public); `--data-dir` reads a prepared series"
 
 
@@ -141,12 +140,12 @@ PAPER_SETTINGS = (
         "kerasmed's stricter check (`mpa_heldout`); nothing is trained or selected on them",
         embedded_only=True,
     ),
-    PaperSetting("image_size", 256, "slice size (pixels)", _CPU, embedded_only=True),
+    PaperSetting("image_size", 256, "slice size (pixels)", CPU_MINUTES, embedded_only=True),
     PaperSetting(
         "width_divisor",
         "2 or 4",
         "VGG-16 channels divided by",
-        _CPU,
+        CPU_MINUTES,
         matches=lambda ours, paper: ours in (2, 4),
     ),
     PaperSetting(

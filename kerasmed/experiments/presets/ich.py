@@ -11,7 +11,7 @@ import dataclasses
 from typing import Literal
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.experiments.departures import PaperSetting, data_setting
+from kerasmed.experiments.departures import CPU_MINUTES, PaperSetting, data_setting
 
 TITLE = "Paper 001: hemorrhage in whole head CTs, slice CNN + 2 x BiLSTM, staged training"
 NOTEBOOK = "notebooks/02_ich_cnn_bilstm.ipynb"
@@ -128,7 +128,6 @@ PRESETS = make_presets(
 )
 
 
-_CPU = "minutes on a 2-core CPU"
 _PHANTOM = "the embedded phantom (the paper's CTs are not public); `--data-dir` reads CQ500 / RSNA"
 
 # The paper's settings (Sections II-III, Tables 2-3): `kerasmed.experiments.departures` lists
@@ -143,13 +142,25 @@ PAPER_SETTINGS = (
     PaperSetting("num_val", 96, "validation volumes", _PHANTOM, embedded_only=True),
     PaperSetting("num_test", 386, "test volumes", _PHANTOM, embedded_only=True),
     PaperSetting(
-        "slice_size", 256, "slice size after the 2x2 maximum filter", _CPU, embedded_only=True
+        "slice_size",
+        256,
+        "slice size after the 2x2 maximum filter",
+        CPU_MINUTES,
+        embedded_only=True,
     ),
     PaperSetting(
-        "min_slices", 140, "fewest slices after the z filter (280 before)", _CPU, embedded_only=True
+        "min_slices",
+        140,
+        "fewest slices after the z filter (280 before)",
+        CPU_MINUTES,
+        embedded_only=True,
     ),
     PaperSetting(
-        "max_slices", 225, "most slices after the z filter (450 before)", _CPU, embedded_only=True
+        "max_slices",
+        225,
+        "most slices after the z filter (450 before)",
+        CPU_MINUTES,
+        embedded_only=True,
     ),
     PaperSetting(
         None,
@@ -158,7 +169,7 @@ PAPER_SETTINGS = (
         "the phantom (and RSNA 2019) labels the slices of every training volume",
         ours="the slice labels of every training volume that has them",
     ),
-    PaperSetting("z_factor", 2, "maximum filter along z (volume stages)", _CPU),
+    PaperSetting("z_factor", 2, "maximum filter along z (volume stages)", CPU_MINUTES),
     PaperSetting(
         "z_factor",
         "none (2x2 in-plane only)",
@@ -168,9 +179,9 @@ PAPER_SETTINGS = (
         ours=lambda c: f"{c.z_factor} (the volumes' filter)",
         matches=lambda ours, paper: ours == 1,
     ),
-    PaperSetting("base_filters", 16, "filters of the CNN's first unit", _CPU),
-    PaperSetting("feature_dim", 512, "slice feature vector", _CPU),
-    PaperSetting("lstm_units", 512, "units of each BiLSTM", _CPU),
+    PaperSetting("base_filters", 16, "filters of the CNN's first unit", CPU_MINUTES),
+    PaperSetting("feature_dim", 512, "slice feature vector", CPU_MINUTES),
+    PaperSetting("lstm_units", 512, "units of each BiLSTM", CPU_MINUTES),
     PaperSetting("dropout", 0.5, "dropout before the dense layers", "-"),
     PaperSetting(
         "cnn_initializer",
@@ -193,20 +204,20 @@ PAPER_SETTINGS = (
         "volumes_per_epoch",
         1000,
         "volumes per epoch of stages 2-3",
-        _CPU,
+        CPU_MINUTES,
     ),
     PaperSetting(
         "lstm_epochs",
         13,
         "stage-2 epochs (the paper: best model after ~13,000 volumes)",
-        _CPU,
+        CPU_MINUTES,
         ours=lambda c: f"{c.lstm_epochs} ({c.lstm_epochs * c.volumes_per_epoch:,} volumes)",
     ),
     PaperSetting(
         "finetune_epochs",
         14,
         "stage-3 epochs (the paper: best model after ~14,000 volumes)",
-        _CPU,
+        CPU_MINUTES,
         ours=lambda c: f"{c.finetune_epochs} ({c.finetune_epochs * c.volumes_per_epoch:,} volumes)",
     ),
     PaperSetting(

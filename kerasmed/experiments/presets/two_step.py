@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.experiments.departures import PaperSetting, data_setting
+from kerasmed.experiments.departures import CPU_MINUTES, PaperSetting, data_setting
 
 TITLE = "Paper 003: two-step CT classification, lung-area slices, 2D CNN embeddings, BiLSTM + Swin"
 NOTEBOOK = "notebooks/04_two_step_ct.ipynb"
@@ -169,7 +169,6 @@ PRESETS = make_presets(
 )
 
 
-_CPU = "minutes on a 2-core CPU"
 _PHANTOM = "the embedded phantom (COV19-CT-DB is not redistributable); `--data-dir` reads it"
 
 # The paper's settings (the authors' code's where the paper is vague, see
@@ -180,18 +179,18 @@ PAPER_SETTINGS = (
     PaperSetting(
         "num_test", 374, "test scans (the paper's validation set)", _PHANTOM, embedded_only=True
     ),
-    PaperSetting("slice_size", 256, "slice size (pixels)", _CPU),
+    PaperSetting("slice_size", 256, "slice size (pixels)", CPU_MINUTES),
     PaperSetting("filter_size", 5, "lung-area minimum filter", "scaled to the slice size"),
     PaperSetting(
         "crop_filter_size", 10, "background-crop minimum filter", "scaled to the slice size"
     ),
-    PaperSetting("backbone", "efficientnet_b3", "slice CNN", _CPU),
+    PaperSetting("backbone", "efficientnet_b3", "slice CNN", CPU_MINUTES),
     PaperSetting("backbone_weights", "imagenet", "slice CNN weights", "no download in a quick run"),
     PaperSetting("embedding_dim", 224, "slice embedding width", "a multiple of the small Swin's 8"),
     PaperSetting(
         "cnn_learning_rate", 1e-4, "CNN learning rate", "the authors' rate needs far more steps"
     ),
-    PaperSetting("cnn_epochs", 50, "CNN epochs", _CPU),
+    PaperSetting("cnn_epochs", 50, "CNN epochs", CPU_MINUTES),
     PaperSetting(
         "cnn_precise_bn",
         False,
@@ -199,14 +198,14 @@ PAPER_SETTINGS = (
         "kerasmed's addition: batches of 8 scans x 16 similar slices skew the moving statistics",
     ),
     PaperSetting("lstm_sequence", 120, "BiLSTM sequence length", "phantom scans have 30-60 slices"),
-    PaperSetting("lstm_units", 128, "BiLSTM units", _CPU),
-    PaperSetting("lstm_layers", 4, "BiLSTM layers", _CPU),
-    PaperSetting("lstm_head_units", 64, "BiLSTM head width", _CPU),
+    PaperSetting("lstm_units", 128, "BiLSTM units", CPU_MINUTES),
+    PaperSetting("lstm_layers", 4, "BiLSTM layers", CPU_MINUTES),
+    PaperSetting("lstm_head_units", 64, "BiLSTM head width", CPU_MINUTES),
     PaperSetting("lstm_learning_rate", 3e-5, "BiLSTM learning rate", "fewer steps in a quick run"),
-    PaperSetting("lstm_epochs", 50, "BiLSTM epochs", _CPU),
+    PaperSetting("lstm_epochs", 50, "BiLSTM epochs", CPU_MINUTES),
     PaperSetting("lstm_batch", 32, "BiLSTM batch (scans)", "fewer training scans"),
     PaperSetting("swin_slices", 224, "Swin input rows (slices)", "phantom scans have 30-60 slices"),
-    PaperSetting("swin_preset", "paper", "Swin size", _CPU),
+    PaperSetting("swin_preset", "paper", "Swin size", CPU_MINUTES),
     PaperSetting(
         None,
         "SwinV2-CR (timm)",
@@ -222,7 +221,7 @@ PAPER_SETTINGS = (
         ours="decoupled (Keras SGD)",
     ),
     PaperSetting("swin_learning_rate", 0.05, "Swin learning rate", "fewer steps in a quick run"),
-    PaperSetting("swin_epochs", 20, "Swin epochs", _CPU),
+    PaperSetting("swin_epochs", 20, "Swin epochs", CPU_MINUTES),
     PaperSetting("swin_batch", 16, "Swin batch (scans)", "fewer training scans"),
     PaperSetting("swin_warmup_epochs", 3, "Swin warm-up epochs", "fewer epochs"),
     PaperSetting(

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Literal
 
 from kerasmed.experiments.config import Preset, make_presets
-from kerasmed.experiments.departures import PaperSetting, data_setting
+from kerasmed.experiments.departures import CPU_MINUTES, PaperSetting, data_setting
 
 TITLE = "Paper 004: X-ray classification by IRMA code, InceptionV3, padding x enhancement"
 NOTEBOOK = "notebooks/05_xray_inception.ipynb"
@@ -114,15 +114,14 @@ PRESETS = make_presets(
 )
 
 
-_CPU = "minutes on a 2-core CPU"
 _PHANTOM = "the embedded phantom (ImageCLEF 2009 is not redistributable); `--data-dir` reads it"
 
 # The paper's settings (Section III): `kerasmed.experiments.departures` lists where a run differs.
 PAPER_SETTINGS = (
     data_setting("ImageCLEF 2009 (IRMA codes)", "simulated radiographs", _PHANTOM),
     PaperSetting("num_images", 14410, "images (train + test)", _PHANTOM, embedded_only=True),
-    PaperSetting("image_size", 512, "network input (pixels)", _CPU),
-    PaperSetting("backbone", "inception_v3", "CNN", _CPU),
+    PaperSetting("image_size", 512, "network input (pixels)", CPU_MINUTES),
+    PaperSetting("backbone", "inception_v3", "CNN", CPU_MINUTES),
     PaperSetting("weights", "imagenet", "CNN weights", "no download in a quick run"),
     PaperSetting("dense_units", 1024, "head width", "a smaller CNN"),
     PaperSetting(
@@ -138,5 +137,5 @@ PAPER_SETTINGS = (
         "SGD momentum (the paper names none)",
         "plain SGD had not started learning after 10 epochs",
     ),
-    PaperSetting("epochs", 25, "epochs per model", _CPU),
+    PaperSetting("epochs", 25, "epochs per model", CPU_MINUTES),
 )
