@@ -302,7 +302,14 @@ def index_imageclef(
     test_images=None,
     strict_hierarchy=True,
 ):
-    """`read_imageclef` without the strict rule: the index with every problem recorded."""
+    """`read_imageclef` without the strict rule: the index with every problem recorded.
+
+    Args:
+        data_dir: the folder laid out as in the module docstring.
+        train_csv, train_images, test_csv, test_images: explicit code lists and image folders
+            (default: found in `data_dir` by name).
+        strict_hierarchy: as in `kerasmed.io.parse_irma_code`.
+    """
     data_dir = os.fspath(data_dir)
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"No such ImageCLEF folder: {data_dir}")
@@ -328,15 +335,7 @@ def index_imageclef(
     return ImageCLEFIndex(splits["train"], splits["test"], label_map, report)
 
 
-def read_imageclef(
-    data_dir,
-    strict=True,
-    train_csv=None,
-    train_images=None,
-    test_csv=None,
-    test_images=None,
-    strict_hierarchy=True,
-):
+def read_imageclef(data_dir, strict=True, **layout):
     """Reads the code lists of an ImageCLEF 2009 folder and finds every image file.
 
     The images are not decoded here (`kerasmed.data.load_imageclef_arrays` reads and
@@ -347,9 +346,9 @@ def read_imageclef(
         strict: ``True`` (default) raises one `kerasmed.io.LoadError` listing every unusable
             row of both code lists; ``False`` skips them, warns, and lists them in
             ``index.report`` (the rule of `kerasmed.io.report`).
-        train_csv, train_images, test_csv, test_images: explicit code lists and image folders
-            (default: found in `data_dir` by name).
-        strict_hierarchy: as in `kerasmed.io.parse_irma_code`.
+        **layout: the other arguments of `index_imageclef`: ``train_csv``, ``train_images``,
+            ``test_csv``, ``test_images`` (explicit code lists and image folders; default:
+            found in `data_dir` by name) and ``strict_hierarchy``.
 
     Returns:
         An `ImageCLEFIndex`.
@@ -372,8 +371,6 @@ def read_imageclef(
     >>> index.train.ids, index.test.codes, index.label_map.num_classes
     (('train7',), ('1123-110-500-000',), 2)
     """
-    index = index_imageclef(
-        data_dir, train_csv, train_images, test_csv, test_images, strict_hierarchy
-    )
+    index = index_imageclef(data_dir, **layout)
     index.report.raise_or_warn(strict, "input(s)")
     return index
