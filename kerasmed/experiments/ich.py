@@ -401,7 +401,7 @@ def evaluate(labels, scores, reference="cnn_bilstm_staged"):
     return models, p_values
 
 
-def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, stream=None, **overrides):
+def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, **overrides):
     """Runs the whole experiment; returns ``{"models": ..., "delong_p_values": ..., ...}``.
 
     Args:
@@ -411,9 +411,8 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, stream=No
         out: folder for the PNG figures, or ``None``.
         seed: seed of the data, the splits and every model.
         verbose: progress bars and stage messages.
-        stream: keep `data_dir`'s volumes on disk (True), load them (False), or decide by
-            their size (None, default; see `load_data`).
-        **overrides: `IchConfig` fields to change for this run, e.g. ``lstm_epochs=2``.
+        **overrides: `IchConfig` fields to change for this run, e.g. ``lstm_epochs=2`` or
+            ``stream=True`` (keep `data_dir`'s volumes on disk).
 
     Example:
 
@@ -421,7 +420,7 @@ def run(preset="quick", data_dir=None, out=None, seed=0, verbose=True, stream=No
     >>> results = run_experiment("ich", "quick", out="results/ich")  # doctest: +SKIP
     """
     config, log = start_run(PRESETS, preset, overrides, "ich", verbose)
-    data = load_data(config, data_dir, seed, verbose, stream)
+    data = load_data(config, data_dir, seed, verbose, config.stream)
     cnn, model = build_models(config, input_slice_shape(data), seed=seed)
     trainer = StagedTrainer(cnn, model, jit_compile=config.jit_compile)
 

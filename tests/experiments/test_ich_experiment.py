@@ -136,3 +136,20 @@ def test_num_lstm_layers_override_builds_that_many_bilstms(layers):
     _, model = exp.build_models(config, seed=0)
     found = [layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
     assert len(found) == layers
+
+
+@pytest.mark.parametrize("stream", [True, False, None])
+def test_stream_is_a_setting_that_reaches_the_loader(monkeypatch, stream):
+    # `--set stream=...` on the command line is this override; the run hands it to load_data.
+    seen = []
+
+    def load_data(config, data_dir, seed, verbose, stream):
+        seen.append(stream)
+        raise RuntimeError("stop after loading")
+
+    monkeypatch.setattr(exp, "load_data", load_data)
+    with pytest.raises(RuntimeError, match="stop after loading"):
+        exp.run("quick", data_dir="volumes", verbose=False, stream=stream)
+    assert seen == [stream]
+    with pytest.raises(ValueError, match="stream"):
+        exp.run("quick", verbose=False, stream="yes")

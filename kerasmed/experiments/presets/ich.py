@@ -52,6 +52,9 @@ class IchConfig:
         jit_compile: passed to every ``compile`` (``"auto"``: Keras chooses).
         mimic_rate: mean number of single-slice hyperdense mimics per phantom volume
             (`kerasmed.data.simulate_head_ct`); unused with real data.
+        stream: keep a ``data_dir``'s volumes on disk and read them as batches need them
+            (``True``), load them (``False``), or (``None``) stream when they would exceed
+            `kerasmed.data.streaming.STREAM_ABOVE_BYTES` as float32. Unused on the phantom.
     """
 
     num_train: int = 160
@@ -82,6 +85,7 @@ class IchConfig:
     remat: bool = False
     jit_compile: Literal["auto"] | bool = "auto"
     mimic_rate: float = 2.0
+    stream: bool | None = None
 
 
 PRESETS = make_presets(
