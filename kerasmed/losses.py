@@ -21,6 +21,8 @@ from keras.src.losses.loss import reduce_weighted_values
 
 __all__ = ["class_weights_from_labels", "WeightedCategoricalCrossentropy"]
 
+_COUNT_CHUNK = 2**22  # labels counted per chunk: a memory-mapped label set is never copied whole
+
 _NORMALIZATIONS = ("weights", "labelled")
 
 
@@ -65,16 +67,23 @@ def class_weights_from_labels(labels, num_classes, ignore_label=-1):
             raise ValueError(
                 f"`labels` must hold integer class indices. Received: labels.dtype={labels.dtype}"
             )
-    labels = labels.astype("int64").ravel()
-    if ignore_label is not None:
-        labels = labels[labels != ignore_label]
-    out_of_range = (labels < 0) | (labels >= num_classes)
-    if out_of_range.any():
+    counts, bad = np.zeros(num_classes, dtype="int64"), set()
+    flat = labels.reshape(-1)
+    for start in range(0, flat.size, _COUNT_CHUNK):  # int64 copies of a chunk, not of the set
+        chunk = flat[start : start + _COUNT_CHUNK].astype("int64")
+        if ignore_label is not None:
+            chunk = chunk[chunk != ignore_label]
+        out_of_range = (chunk < 0) | (chunk >= num_classes)
+        if out_of_range.any():
+            bad.update(np.unique(chunk[out_of_range]).tolist())
+            continue
+        counts += np.bincount(chunk, minlength=num_classes)
+    if bad:
         raise ValueError(
             f"`labels` must be in [0, {num_classes}) or equal to ignore_label={ignore_label}. "
-            f"Received: labels values {np.unique(labels[out_of_range])[:10].tolist()}"
+            f"Received: labels values {sorted(bad)[:10]}"
         )
-    counts = np.bincount(labels, minlength=num_classes).astype("float64")
+    counts = counts.astype("float64")
     missing = np.flatnonzero(counts == 0)
     if missing.size:
         raise ValueError(

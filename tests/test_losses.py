@@ -3,12 +3,14 @@ hand-worked values, ignored pixels (no effect, zero gradient), serialization, mo
 
 import os
 import tempfile
+import tracemalloc
 
 import keras
 import numpy as np
 import pytest
 import sklearn.utils.class_weight
 
+import kerasmed.losses
 from kerasmed.losses import WeightedCategoricalCrossentropy, class_weights_from_labels
 
 B, T, H, W, K = 2, 3, 4, 5, 4
@@ -95,6 +97,36 @@ def test_class_weights_equal_sklearn_balanced(rng):
     counts = np.bincount(kept, minlength=4)
     assert np.isclose((counts * weights).sum(), kept.size)  # mean weight per pixel is 1
     assert np.argmax(weights) == 3 and np.argmin(weights) == 0  # rarest class weighs most
+
+
+def test_class_weights_count_a_large_set_chunk_by_chunk(rng, monkeypatch):
+    # A memory-mapped int8 label set is counted in chunks (never copied whole to int64):
+    # chunks of 7 pixels, across which the counts and the out-of-range values add up.
+    monkeypatch.setattr(kerasmed.losses, "_COUNT_CHUNK", 7)
+    labels = rng.choice(np.array([-1, 0, 1, 2], np.int8), size=(4, 5, 6))
+    kept = labels[labels >= 0]
+    expected = sklearn.utils.class_weight.compute_class_weight(
+        "balanced", classes=np.arange(3), y=kept
+    )
+    np.testing.assert_allclose(class_weights_from_labels(labels, 3), expected)
+    labels.flat[0], labels.flat[-1] = 5, 9  # in the first and the last chunk
+    with pytest.raises(ValueError, match=r"Received: labels values \[5, 9\]"):
+        class_weights_from_labels(labels, 3)
+
+
+def test_class_weights_never_copy_the_labels_whole(monkeypatch):
+    # 4 M int8 labels (4 MB): a whole int64 copy would allocate 32 MB; by chunks of 64 K
+    # the largest allocation is a chunk's.
+    monkeypatch.setattr(kerasmed.losses, "_COUNT_CHUNK", 2**16)
+    labels = np.resize(np.array([0, 1, 2, -1], np.int8), 2**22)
+    tracemalloc.start()
+    try:
+        weights = class_weights_from_labels(labels, 3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(weights, [1.0, 1.0, 1.0])
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MB traced"
 
 
 def test_class_weights_ignore_none_and_errors():
