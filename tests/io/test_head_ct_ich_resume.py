@@ -1,11 +1,12 @@
 """``data_prep/head_ct_ich.py`` on the shared runner: interrupt and resume, workers, batches."""
 
 import numpy as np
+import pydicom
 import pytest
 from data_prep_scripts import load_data_prep_script
 from test_dicom import write_slice  # tests/io/test_dicom.py
 
-from kerasmed.io import head_ct_datasets, load_volume_set
+from kerasmed.io import LoadError, head_ct_datasets, load_volume_set
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 
@@ -119,3 +120,18 @@ def test_rsna_max_series_counts_written_volumes(tmp_path):
     assert [s.tolist() for s in data.slice_labels] == [[0, 0], [0, 1]]
     assert (summary["computed"], summary["volumes_written"]) == (3, 2)
     assert "series ID_s0: " in (out / "prepare_report.txt").read_text()
+
+
+def test_a_slice_cut_short_before_rows_is_a_problem_of_the_report(cq500, tmp_path):
+    study = tmp_path / "cq500" / "CQ500CT1 CQ500CT1" / "Unknown Study" / "CT Plain"
+    cut = study / "CT2.dcm"
+    data = cut.read_bytes()
+    cut.write_bytes(data[: pydicom.dcmread(cut).get_item("SeriesDescription").value_tell + 3])
+    with pytest.raises(LoadError, match=r"1 file\(s\) or folder\(s\) cannot be used") as info:
+        prep.main(cq500 + ["--out", str(tmp_path / "strict"), "--workers", "0"])
+    assert f"{cut}: unreadable DICOM file (truncated: " in str(info.value)
+    assert not (tmp_path / "strict" / "volumes").exists()  # before any volume is written
+    summary = prep.main(cq500 + ["--out", str(tmp_path / "out"), "--workers", "0", "--no-strict"])
+    assert summary["volumes_written"] == 3  # study 1 has 2 slices left (--min-slices 3)
+    report = (tmp_path / "out" / "prepare_report.txt").read_text()
+    assert f"{cut}: unreadable DICOM file (truncated: it ends inside a data element" in report
