@@ -53,10 +53,13 @@ Both steps run on `kerasmed.io.prep_runner` in ``--workers`` processes (default:
 with a progress bar and its ETA: the headers of each CQ500 study or of each 1,000 RSNA files
 (journaled in ``OUT/.prep/headers/``, keyed by the files read), then each study (CQ500) or
 series (RSNA), which reads its DICOM files and writes ``volumes/<volume_id>.npz`` atomically (a
-temporary file, then a rename) and leaves a record in ``OUT/.prep/``. ``labels.csv`` and
-``sources.csv`` are written at the end from the records, in study / SeriesInstanceUID order. An interrupted run started again with the
-same arguments (``--workers`` aside) does only the rest; ``--overwrite`` starts over, and is
-needed to write into a folder holding a set made with other settings (or another label file).
+temporary file, then a rename) and leaves a record in ``OUT/.prep/``. Both records hold the
+size and modification time of every file the task read, so a file changed in place (same
+name) has its headers and its volume made again; the others come from the journal.
+``labels.csv`` and ``sources.csv`` are written at the end from the records, in study /
+SeriesInstanceUID order. An interrupted run started again with the same arguments
+(``--workers`` aside) does only the rest; ``--overwrite`` starts over, and is needed to write
+into a folder holding a set made with other settings (or another label file).
 The steps live in `kerasmed.io.head_ct_series` (headers, series choice, 12-bit fix, resize) and
 `kerasmed.io.head_ct_datasets` (label files, study folders, the work of one volume).
 
@@ -148,7 +151,9 @@ def scan_cq500(args, report):
     for number in numbers:
         folder = studies[number]
         names = sorted(os.path.join(f, n) for f, _, ns in os.walk(folder) for n in ns)
-        tasks.append(PrepTask(_header_key(f"study{number}", names), folder, source=folder))
+        stamp = {"files": _files_stamp((name, _size_mtime(name)) for name in names)}
+        key = _header_key(f"study{number}", names)
+        tasks.append(PrepTask(key, folder, source=folder, settings=stamp))
         files += len(names)
     records = scan_headers(args, report, tasks, scan_study_headers, "CQ500 headers", "study", files)
     scanned = {}
@@ -166,14 +171,14 @@ def scan_cq500(args, report):
                 (report.inputs.ignore if reason in NOT_AN_IMAGE else report.inputs.add)(
                     reason, path=path, item=name
                 )
-        scanned[number] = (*reads[number], series, task.source)
+        scanned[number] = (*reads[number], series, task.source, task.settings)
     return scanned
 
 
 def cq500_tasks(args, scanned):
     """One `PrepTask` per study (series chosen here, read by `prepare_cq500_study`)."""
     tasks = []
-    for name, category, label, series, folder in scanned.values():
+    for name, category, label, series, folder, stamp in scanned.values():
         ranked, rejected = select_series(
             series, args.series_pattern, args.exclude_pattern, args.target_thickness,
             args.min_slices,
@@ -184,7 +189,8 @@ def cq500_tasks(args, scanned):
             "category": category, "label": label, "ranked": ranked, "rejected": rejected,
             "options": _options(args),
         }  # fmt: skip
-        tasks.append(PrepTask(volume_id, work, source=folder))
+        # the study's files as its header task read them: a change makes the volume again
+        tasks.append(PrepTask(volume_id, work, source=folder, settings=stamp))
     return tasks
 
 
@@ -192,19 +198,24 @@ def cq500_tasks(args, scanned):
 
 
 def scan_rsna(args, report):
-    """Reads ``stage_2_train.csv`` and every file's header; returns ``(labels, series, fix)``.
+    """Reads ``stage_2_train.csv`` and every file's header; returns ``(labels, series, fix,
+    stamps)``.
 
     ``series`` maps a SeriesInstanceUID to its files, ``fix`` a file needing the 12-bit fix
-    (`kerasmed.io.head_ct_series.needs_12bit_fix`) to its ``(intercept, slope)``.
+    (`kerasmed.io.head_ct_series.needs_12bit_fix`) to its ``(intercept, slope)``, ``stamps``
+    a file name to its ``[size, mtime_ns]``.
     """
     labels = read_rsna_labels(args.labels, report.labels)
     folder = os.fspath(args.dicom_dir)
-    with os.scandir(folder) as entries:  # no stat per file where the folder listing tells
-        names = sorted(entry.name for entry in entries if entry.is_file())
+    with os.scandir(folder) as entries:  # is_file() from the listing; one stat per file
+        stamps = {e.name: _size_mtime(e) for e in entries if e.is_file()}
+    names = sorted(stamps)
     chunks = [names[k : k + HEADER_CHUNK] for k in range(0, len(names), HEADER_CHUNK)]
     tasks = [
-        PrepTask(_header_key(f"files{k}", c), (folder, c), folder) for k, c in enumerate(chunks)
-    ]
+        PrepTask(_header_key(f"files{k}", c), (folder, c), folder,
+                 settings={"files": _files_stamp((name, stamps[name]) for name in c)})
+        for k, c in enumerate(chunks)
+    ]  # fmt: skip
     records = scan_headers(
         args, report, tasks, scan_header_files, "RSNA headers", "chunk", len(names)
     )
@@ -221,10 +232,10 @@ def scan_rsna(args, report):
             series.setdefault(uid, []).append(path)
             if fixes is not None:
                 fix[path] = tuple(fixes)
-    return labels, series, fix
+    return labels, series, fix, stamps
 
 
-def rsna_tasks(args, report, labels, series, fix):
+def rsna_tasks(args, report, labels, series, fix, stamps):
     """One `PrepTask` per series with a known volume label, in SeriesInstanceUID order."""
     tasks = []
     for uid in sorted(series):
@@ -246,7 +257,11 @@ def rsna_tasks(args, report, labels, series, fix):
             "labels": [labels.get(sop, -1) for sop in sops], "options": _options(args),
             "fix": {path: fix[path] for path in files if path in fix} if args.fix_12bit else {},
         }  # fmt: skip
-        tasks.append(PrepTask(work["volume_id"], work, source=f"series {uid}"))
+        # its files' sizes and modification times: a file changed in place makes it again
+        stamp = _files_stamp((name, stamps[name]) for name in map(os.path.basename, files))
+        tasks.append(
+            PrepTask(work["volume_id"], work, source=f"series {uid}", settings={"files": stamp})
+        )
     return tasks
 
 
@@ -312,6 +327,25 @@ def _header_key(prefix, names):
     of a folder whose files changed (or moved) is not used."""
     digest = hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape"))
     return f"{prefix}-{digest.hexdigest()[:20]}"
+
+
+def _size_mtime(entry):
+    """``[size, mtime_ns]`` of a path or `os.DirEntry` (``[-1, -1]`` where it cannot be
+    stat'ed: its header task then reports the file)."""
+    try:
+        info = os.stat(entry)
+    except OSError:
+        return [-1, -1]
+    return [info.st_size, info.st_mtime_ns]
+
+
+def _files_stamp(stamps):
+    """A digest of ``(name, [size, mtime_ns])`` pairs: a task's ``settings``, so that the
+    record of a task one of whose files was changed in place (same name) is not used."""
+    digest = hashlib.sha256()
+    for name, (size, mtime) in stamps:
+        digest.update(f"{name}\t{size}\t{mtime}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:32]
 
 
 def _run(args, tasks, work, state_dir, source, workers=None, **kwargs):

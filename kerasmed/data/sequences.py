@@ -8,7 +8,9 @@ sequences of different lengths. `pad_to_batch` is the padding step on its own.
 The dataset reads every sequence once when it is built and refuses NaN or inf in an input (a
 time lapse, an image), a target or a sample weight, naming the input, the sequence and the step,
 e.g. ``Received: inputs['time'][3][1, 0]=nan`` (step 1 of sequence 3), since a NaN would spread
-through the whole batch's loss.
+through the whole batch's loss. A batch then reads each of its sequences once (an item that is
+read from disk when NumPy asks for it, as `kerasmed.data.streaming`'s are, is read once per
+epoch; the batch's dtype is that of its first array as read).
 """
 
 from __future__ import annotations
@@ -169,11 +171,12 @@ class SequenceDataset(keras.utils.PyDataset):
             )
         for name in names:
             for i, a in enumerate(self.inputs[name]):
-                if np.ndim(a) == 0:
+                array = np.asarray(a)  # one read of an item read on demand
+                if array.ndim == 0:
                     raise ValueError(
                         f"Sequence {i} has no time axis. Received: {_item(name, i)}.shape=()"
                     )
-                check_finite_array(a, _item(name, i))
+                check_finite_array(array, _item(name, i))
         lengths = np.array([len(a) for a in self.inputs[names[0]]], dtype="int64")
         for name in names[1:]:
             for i, a in enumerate(self.inputs[name]):
@@ -272,11 +275,12 @@ class SequenceDataset(keras.utils.PyDataset):
         rows = self._batches[index]
         x, mask = {}, None
         for name, arrays in self.inputs.items():
+            items = [np.asarray(arrays[i]) for i in rows]  # each read once
             x[name], mask = pad_to_batch(
-                [arrays[i] for i in rows],
+                items,
                 self.max_length,
                 self.pad_value,
-                dtype="float32" if np.asarray(arrays[rows[0]]).dtype.kind == "f" else None,
+                dtype="float32" if items[0].dtype.kind == "f" else None,
             )
         x = {**x, self.mask_name: mask} if self._as_dict else (x[""], mask)
         if self.targets is None:

@@ -3,7 +3,8 @@
 The steps of ``data_prep/head_ct_ich.py`` that are not tied to one data set's folder layout:
 
 - `read_header`: one file's header without its pixels (what a study's or a folder's files are
-  grouped by), or the reason it is not a usable DICOM image;
+  grouped by), or the reason it is not a usable DICOM image (a file cut short before its
+  image attributes is a problem, not a file without an image);
 - `group_study_series`: a study folder's DICOM images grouped by SeriesInstanceUID, each group
   described by the fields `select_series` ranks;
 - `select_series`: CQ500's rule for the one series of a study (candidates, then ranking);
@@ -39,6 +40,8 @@ import warnings
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from kerasmed.io.dicom import read_dicom_series
 from kerasmed.preprocessing.ct import max_filter_downsample
@@ -66,6 +69,7 @@ EXCLUDE_PATTERN = (
 # RSNA's anonymised UIDs ("ID_0a1b2c...") are not valid DICOM UIDs; pydicom warns once per value.
 UID_WARNING = "Invalid value for VR UI"
 HEADER_TAGS = [
+    "SOPClassUID",
     "Modality",
     "SeriesInstanceUID",
     "SeriesDescription",
@@ -86,7 +90,11 @@ def read_header(path):
     """Header of one DICOM file (no pixel data); returns ``(dataset, None)`` or ``(None, reason)``.
 
     Only `HEADER_TAGS` are read. The reason is one of `NOT_AN_IMAGE` (a file to leave out
-    quietly), ``"unreadable DICOM file (...)"`` or ``"DICOM image without SeriesInstanceUID"``.
+    quietly: not DICOM, or a complete DICOM object of a SOP class that is not an image, e.g. a
+    DICOMDIR or a structured report), ``"unreadable DICOM file (...)"`` (corrupt, or truncated:
+    it ends inside a data element, which pydicom reads without a word by dropping that element),
+    ``"DICOM image (<SOP class>) without Rows: truncated?"`` (an image SOP class, or none, and
+    no Rows) or ``"DICOM image without SeriesInstanceUID"``.
 
     Example:
 
@@ -106,10 +114,54 @@ def read_header(path):
     except Exception as error:  # truncated or corrupt file
         return None, f"unreadable DICOM file ({type(error).__name__}: {error})"
     if "Rows" not in ds:
-        return None, "DICOM file without an image"
+        return None, _without_rows(path, ds)
     if not uid:
         return None, "DICOM image without SeriesInstanceUID"
     return ds, None
+
+
+def _without_rows(path, ds):
+    """`read_header`'s reason for the file `path` (header `ds`) that has no Rows."""
+    cut = _cut_short(path, ds)
+    if cut:
+        return f"unreadable DICOM file (truncated: {cut}, before Rows)"
+    sop = ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID")
+    kind = str(getattr(sop, "name", sop)) if sop else "unknown SOP class"
+    if not sop or "Image Storage" in kind:  # as `kerasmed.io.read_dicom_series` judges it
+        return f"DICOM image ({kind}) without Rows: truncated?"
+    return "DICOM file without an image"
+
+
+def _cut_short(path, ds):
+    """How the DICOM file `path` (header `ds`) was cut short, or None if it ends where its last
+    data element does (or that cannot be told: an undefined-length last element, deflate).
+
+    pydicom reads a file that ends inside a data element without a word: the partial element
+    is dropped. Here the file is read again (values skipped) and each top-level element's end
+    is compared with the file's size.
+    """
+    syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    if syntax == DeflatedExplicitVRLittleEndian:  # read from a decompressed copy
+        return None
+    size = os.path.getsize(path)
+    ends = []
+    with open(path, "rb") as fp:
+
+        def element_end(tag, vr, length):  # called with `fp` at the element's value
+            ends.append(None if length == 0xFFFFFFFF else fp.tell() + length)
+            return False
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the first read warned already
+                read_partial(fp, stop_when=element_end, defer_size=0)
+        except Exception as error:  # e.g. a sequence without its end
+            return f"{type(error).__name__}: {error}"
+    if not ends:
+        return "no data element after its file meta information"
+    if ends[-1] is not None and ends[-1] != size:
+        return "it ends inside a data element"
+    return None
 
 
 def _floats(value, count):

@@ -159,3 +159,39 @@ def test_masked_lstm_on_padded_batches_matches_unpadded_sequences():
     model.compile("sgd", "mse")
     history = model.fit(data, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+class _CountedItem:
+    """A sequence read only when NumPy asks for it (as `kerasmed.data.streaming` items are);
+    counts its reads. With `described`, it tells ``ndim``/``dtype``/``shape`` without a read."""
+
+    def __init__(self, reads, index, length, described):
+        self.reads, self.index, self.length = reads, index, length
+        if described:
+            self.ndim, self.dtype, self.shape = 2, np.dtype("float32"), (length, 2)
+
+    def __len__(self):
+        return self.length
+
+    def __array__(self, dtype=None, copy=None):
+        self.reads[self.index] += 1
+        array = np.full((self.length, 2), self.index + 0.5, "float32")
+        return array if dtype is None else array.astype(dtype)
+
+
+@pytest.mark.parametrize("described", [False, True])
+def test_each_sequence_is_read_once_to_build_and_once_per_epoch(described):
+    lengths, targets = [2, 3, 1, 4, 2], np.arange(5, dtype="float32")
+    reads = [0] * len(lengths)
+    items = [_CountedItem(reads, k, n, described) for k, n in enumerate(lengths)]
+    data = SequenceDataset({"x": items}, targets, batch_size=2, seed=1)
+    assert reads == [1] * 5  # the NaN check
+    batches = [data[i] for i in range(len(data))]
+    assert reads == [2] * 5  # one read per sequence per epoch, the first of a batch too
+    arrays = [np.asarray(item) for item in items]
+    same = SequenceDataset({"x": arrays}, targets, batch_size=2, seed=1)
+    for (x, y), (x_same, y_same) in zip(batches, [same[i] for i in range(len(same))]):
+        assert x["x"].dtype == x_same["x"].dtype == np.float32
+        np.testing.assert_array_equal(x["x"], x_same["x"])
+        np.testing.assert_array_equal(x["mask"], x_same["mask"])
+        np.testing.assert_array_equal(y, y_same)

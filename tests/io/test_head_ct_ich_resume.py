@@ -1,11 +1,14 @@
 """``data_prep/head_ct_ich.py`` on the shared runner: interrupt and resume, workers, batches."""
 
+import os
+
 import numpy as np
+import pydicom
 import pytest
 from data_prep_scripts import load_data_prep_script
 from test_dicom import write_slice  # tests/io/test_dicom.py
 
-from kerasmed.io import head_ct_datasets, load_volume_set
+from kerasmed.io import LoadError, head_ct_datasets, load_volume_set
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 
@@ -99,7 +102,8 @@ def test_two_workers_write_what_one_process_writes(cq500, tmp_path):
     assert report[0] == report[1] and "CQ500CT3 CQ500CT3: no row in reads.csv" not in report[0]
 
 
-def test_rsna_max_series_counts_written_volumes(tmp_path):
+def _rsna(tmp_path):
+    """Four RSNA series of 2 slices (ID_s0's two share a position); the argv of the script."""
     folder = tmp_path / "train"
     folder.mkdir()
     rows = ["ID,Label"]
@@ -110,12 +114,111 @@ def test_rsna_max_series_counts_written_volumes(tmp_path):
             rows.append(f"ID_{s}{k}_any,{int(s == 2 and k == 1)}")
     labels = tmp_path / "labels.csv"
     labels.write_text("\n".join(rows) + "\n")
+    return ["rsna", "--dicom-dir", str(folder), "--labels", str(labels), "--out",
+            str(tmp_path / "out"), "--slice-size", "0", "--workers", "0", "--no-progress"]  # fmt: skip
+
+
+def test_rsna_max_series_counts_written_volumes(tmp_path):
     out = tmp_path / "out"
-    argv = ["rsna", "--dicom-dir", str(folder), "--labels", str(labels), "--out", str(out),
-            "--slice-size", "0", "--workers", "0", "--no-progress", "--max-series", "2"]  # fmt: skip
-    summary = prep.main(argv)  # ID_s0 is refused (two slices at z=0): ID_s1, ID_s2 are written
+    summary = prep.main(_rsna(tmp_path) + ["--max-series", "2"])
+    # ID_s0 is refused (two slices at z=0): ID_s1, ID_s2 are written
     data = load_volume_set(out)
     assert data.ids == ["ID_s1", "ID_s2"] and data.labels.tolist() == [0, 1]
     assert [s.tolist() for s in data.slice_labels] == [[0, 0], [0, 1]]
     assert (summary["computed"], summary["volumes_written"]) == (3, 2)
     assert "series ID_s0: " in (out / "prepare_report.txt").read_text()
+
+
+def _rewrite(path, value, description="Plain", mtime_ns=None):
+    """Rewrites the slice `path` in place with pixels `value` (same position and series);
+    its modification time becomes `mtime_ns`, or one second later than before."""
+    ds = pydicom.dcmread(path)
+    before = path.stat()
+    pixels = np.full((SIZE, SIZE), value, np.int16)
+    write_slice(path, pixels, ds.ImagePositionPatient, series_uid=ds.SeriesInstanceUID,
+                description=description)  # fmt: skip
+    later = before.st_mtime_ns + 10**9 if mtime_ns is None else mtime_ns
+    os.utime(path, ns=(later, later))
+    return before
+
+
+def _count_work(monkeypatch):
+    """Lists the folders whose headers are read (CQ500), the files whose header is read (RSNA)
+    and the first file of each series read (both), as the work functions run."""
+    seen = {"studies": [], "headers": [], "series": []}
+    scan, header, reading = (head_ct_datasets.group_study_series, head_ct_datasets.read_header,
+                             head_ct_datasets.read_series_files)  # fmt: skip
+
+    def group(folder):
+        seen["studies"].append(folder)
+        return scan(folder)
+
+    def read_header(path):
+        seen["headers"].append(os.path.basename(path))
+        return header(path)
+
+    def read(paths, *args):
+        seen["series"].append(os.path.basename(os.fspath(paths[0])))
+        return reading(paths, *args)
+
+    monkeypatch.setattr(head_ct_datasets, "group_study_series", group)
+    monkeypatch.setattr(head_ct_datasets, "read_header", read_header)
+    monkeypatch.setattr(head_ct_datasets, "read_series_files", read)
+    return seen
+
+
+def test_a_cq500_file_rewritten_in_place_is_redone(cq500, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    argv = cq500 + ["--out", str(out), "--workers", "0"]
+    prep.main(argv)
+    study = tmp_path / "cq500" / "CQ500CT2 CQ500CT2"
+    changed = study / "Unknown Study" / "CT Plain" / "CT0.dcm"
+    before = _rewrite(changed, 77)  # same size, a later modification time
+    assert changed.stat().st_size == before.st_size
+    seen = _count_work(monkeypatch)
+    summary = prep.main(argv)
+    assert seen["studies"] == [os.fspath(study)] and len(seen["series"]) == 1  # study 2 only
+    assert (summary["computed"], summary["resumed"]) == (1, 4)
+    data = load_volume_set(out)
+    assert data.volumes[data.ids.index("CQ500-CT-2")][0].tolist() == [[77 * 2 - 1000] * SIZE] * SIZE
+    # another size, the modification time of the previous version: redone again
+    mtime = changed.stat().st_mtime_ns
+    _rewrite(changed, 78, description="Plain axial", mtime_ns=mtime)
+    assert changed.stat().st_size != before.st_size and changed.stat().st_mtime_ns == mtime
+    seen["studies"][:], seen["series"][:] = [], []
+    summary = prep.main(argv)
+    assert seen["studies"] == [os.fspath(study)] and len(seen["series"]) == 1
+    assert load_volume_set(out).volumes[2][0, 0, 0] == 78 * 2 - 1000
+    # nothing changed: everything from the journal
+    seen["studies"][:], seen["series"][:] = [], []
+    summary = prep.main(argv)
+    assert seen["studies"] == seen["series"] == [] and summary["resumed"] == 5
+
+
+def test_an_rsna_file_rewritten_in_place_is_redone(tmp_path, monkeypatch):
+    argv = _rsna(tmp_path)
+    prep.main(argv)
+    _rewrite(tmp_path / "train" / "ID_21.dcm", 9, description="test series")
+    seen = _count_work(monkeypatch)
+    summary = prep.main(argv)
+    assert len(seen["headers"]) == 8  # the one chunk of headers (HEADER_CHUNK files) is redone
+    assert seen["series"] == ["ID_20.dcm"] and summary["computed"] == 1  # its series only
+    data = load_volume_set(tmp_path / "out")
+    assert data.volumes[data.ids.index("ID_s2")][:, 0, 0].tolist() == [2 * 2 - 1000, 9 * 2 - 1000]
+    seen["headers"][:], seen["series"][:] = [], []
+    assert prep.main(argv)["resumed"] == 4 and seen["headers"] == seen["series"] == []
+
+
+def test_a_slice_cut_short_before_rows_is_a_problem_of_the_report(cq500, tmp_path):
+    study = tmp_path / "cq500" / "CQ500CT1 CQ500CT1" / "Unknown Study" / "CT Plain"
+    cut = study / "CT2.dcm"
+    data = cut.read_bytes()
+    cut.write_bytes(data[: pydicom.dcmread(cut).get_item("SeriesDescription").value_tell + 3])
+    with pytest.raises(LoadError, match=r"1 file\(s\) or folder\(s\) cannot be used") as info:
+        prep.main(cq500 + ["--out", str(tmp_path / "strict"), "--workers", "0"])
+    assert f"{cut}: unreadable DICOM file (truncated: " in str(info.value)
+    assert not (tmp_path / "strict" / "volumes").exists()  # before any volume is written
+    summary = prep.main(cq500 + ["--out", str(tmp_path / "out"), "--workers", "0", "--no-strict"])
+    assert summary["volumes_written"] == 3  # study 1 has 2 slices left (--min-slices 3)
+    report = (tmp_path / "out" / "prepare_report.txt").read_text()
+    assert f"{cut}: unreadable DICOM file (truncated: it ends inside a data element" in report

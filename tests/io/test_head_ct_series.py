@@ -3,14 +3,22 @@
 import os
 
 import numpy as np
+import pydicom
 import pytest
 from io_dicom_files import image_dataset
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
-from pydicom.uid import CTImageStorage
+from pydicom.uid import (
+    BasicTextSRStorage,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from test_dicom import write_slice  # tests/io/test_dicom.py
 
 from kerasmed.io import VolumeSetWriter, load_volume_set
 from kerasmed.io.head_ct_series import (
+    NOT_AN_IMAGE,
     fix_12bit_slice,
     group_study_series,
     needs_12bit_fix,
@@ -28,13 +36,50 @@ def test_read_header_reasons(tmp_path):
     (tmp_path / "text.dcm").write_text("hello")
     no_uid = tmp_path / "no_uid.dcm"
     write_slice(no_uid, np.zeros((2, 2)), (0, 0, 0), series_uid="")
-    report = image_dataset(CTImageStorage, "CT", np.zeros((2, 2), np.int16))
-    report.SeriesInstanceUID = "1.2.4"
-    del report.Rows, report.PixelData
-    report.save_as(tmp_path / "report.dcm", enforce_file_format=True)
+    _report(tmp_path / "report.dcm")
     assert read_header(tmp_path / "text.dcm") == (None, "not a DICOM file")
     assert read_header(no_uid) == (None, "DICOM image without SeriesInstanceUID")
     assert read_header(tmp_path / "report.dcm") == (None, "DICOM file without an image")
+    assert read_header(get_testdata_file("DICOMDIR")) == (None, "DICOM file without an image")
+
+
+def _report(path, sop_class=BasicTextSRStorage):
+    """A DICOM object of `sop_class` without an image (no Rows, no PixelData)."""
+    report = image_dataset(sop_class, "SR", np.zeros((2, 2), np.int16))
+    report.SeriesInstanceUID = "1.2.4"
+    del report.Rows, report.Columns, report.PixelData
+    report.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_read_header_reports_a_slice_cut_before_rows(tmp_path, syntax):
+    whole = tmp_path / "whole.dcm"
+    write_slice(whole, np.zeros((2, 2)), (0, 0, 0), series_uid="1.2.3", transfer_syntax=syntax)
+    data = whole.read_bytes()
+    header = pydicom.dcmread(whole)
+    rows = header.get_item("Rows").value_tell - 8  # where the Rows element starts
+    description = header.get_item("SeriesDescription").value_tell
+    cut = tmp_path / "cut.dcm"
+    reasons = {}
+    for size in range(132, rows + 1):  # from just after "DICM" up to Rows itself
+        cut.write_bytes(data[:size])
+        ds, reasons[size] = read_header(cut)
+        assert ds is None and reasons[size] not in NOT_AN_IMAGE, (size, reasons[size])
+        assert reasons[size].startswith(("unreadable DICOM file", "DICOM image ")), reasons[size]
+    truncated = "unreadable DICOM file (truncated: it ends inside a data element, before Rows)"
+    assert reasons[description + 3] == reasons[description - 3] == truncated
+    assert reasons[rows] == "DICOM image (CT Image Storage) without Rows: truncated?"
+    # a non-image object cut short is not a complete non-image object either
+    data = _report(tmp_path / "report.dcm").read_bytes()
+    cut.write_bytes(data[:-3])
+    assert read_header(cut) == (None, truncated)
+    # an image without Rows that is not cut short: the same problem as a cut at Rows
+    image = image_dataset(CTImageStorage, "CT", np.zeros((2, 2), np.int16))
+    image.SeriesInstanceUID = "1.2.5"
+    del image.Rows, image.Columns
+    image.save_as(cut, enforce_file_format=True)
+    assert read_header(cut) == (None, "DICOM image (CT Image Storage) without Rows: truncated?")
 
 
 def test_group_study_series_by_uid(tmp_path):
@@ -45,6 +90,10 @@ def test_group_study_series_by_uid(tmp_path):
                     description=" CT 5mm ", orientation=tilted)  # fmt: skip
     write_slice(tmp_path / "a" / "x.dcm", np.zeros((2, 2)), None, series_uid="1.1")
     (tmp_path / "a" / "notes.txt").write_text("no")
+    write_slice(tmp_path / "b" / "cut.dcm", np.zeros((2, 2)), (0, 0, 9), series_uid="1.2")
+    data = (tmp_path / "b" / "cut.dcm").read_bytes()
+    cut = pydicom.dcmread(tmp_path / "b" / "cut.dcm").get_item("SeriesDescription").value_tell
+    (tmp_path / "b" / "cut.dcm").write_bytes(data[: cut + 3])  # cut short in transfer
     series, unreadable = group_study_series(tmp_path)
     assert [s["uid"] for s in series] == ["1.1", "1.2"]  # folders in name order
     first, second = series
@@ -52,7 +101,11 @@ def test_group_study_series_by_uid(tmp_path):
     assert second["description"] == "CT 5mm" and second["modality"] == "CT"
     assert second["orientation"] == list(tilted)
     assert second["files"] == [str(tmp_path / "b" / f"{k}.dcm") for k in range(3)]
-    assert unreadable == [(str(tmp_path / "a" / "notes.txt"), "not a DICOM file")]
+    assert unreadable == [
+        (str(tmp_path / "a" / "notes.txt"), "not a DICOM file"),
+        (str(tmp_path / "b" / "cut.dcm"), "unreadable DICOM file (truncated: it ends inside a "
+         "data element, before Rows)"),
+    ]  # fmt: skip
 
 
 def test_read_series_files_names_the_files(tmp_path):
