@@ -204,7 +204,14 @@ def build_two_step_lstm(
 
 
 def _swin_config(preset, overrides, num_slices, embedding_dim):
+    """`preset`'s Swin sizes with `overrides` (``None`` keeps the preset's), checked."""
     config = dict(SWIN_PRESETS[check_one_of(preset, "preset", tuple(SWIN_PRESETS))])
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise ValueError(
+            f"Unknown Swin size argument(s) {unknown}; the valid ones are {sorted(config)}. "
+            f"Received: {', '.join(f'{k}={overrides[k]!r}' for k in unknown)}"
+        )
     config.update({k: v for k, v in overrides.items() if v is not None})
     config["embed_dim"] = check_positive_int(config["embed_dim"], "embed_dim")
     config["window_size"] = check_positive_int(config["window_size"], "window_size")
@@ -238,15 +245,11 @@ def build_two_step_swin(
     num_slices=224,
     embedding_dim=224,
     preset="quick",
-    embed_dim=None,
-    depths=None,
-    num_heads=None,
-    window_size=None,
-    patch_size=None,
     mlp_ratio=4.0,
     drop_path=0.0,
     dropout=0.0,
     name="two_step_swin",
+    **sizes,
 ):
     """The step-2 Swin head: the ``num_slices x embedding_dim`` embedding matrix as an image.
 
@@ -272,16 +275,17 @@ def build_two_step_swin(
     Args:
         num_slices: rows of the matrix (the paper's 224 sampled slices).
         embedding_dim: columns (the 224-d embedding).
-        preset: ``"quick"`` or ``"paper"``: the default of the five size arguments below.
-        embed_dim: width of the first stage.
-        depths: transformer blocks per stage.
-        num_heads: attention heads per stage.
-        window_size: attention window (tokens).
-        patch_size: side of the patches.
+        preset: ``"quick"`` or ``"paper"`` (`SWIN_PRESETS`): the sizes that `sizes` does not
+            give.
         mlp_ratio: MLP width / stage width.
         drop_path: stochastic depth rate (timm's default 0).
         dropout: dropout rate after the patch embedding and in the MLPs.
         name: model name and prefix of its layers.
+        **sizes: any of the preset's sizes, ``None`` keeping the preset's: ``embed_dim``
+            (width of the first stage), ``depths`` (transformer blocks per stage),
+            ``num_heads`` (attention heads per stage), ``window_size`` (attention window, in
+            tokens) and ``patch_size`` (side of the patches). Another name is a
+            ``ValueError`` listing these.
 
     Returns:
         A ``keras.Model`` mapping ``(B, num_slices, embedding_dim)`` to ``(B, 1)``.
@@ -300,11 +304,7 @@ def build_two_step_swin(
 
     num_slices = check_positive_int(num_slices, "num_slices")
     embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
-    overrides = dict(
-        embed_dim=embed_dim, depths=depths, num_heads=num_heads, window_size=window_size,
-        patch_size=patch_size,
-    )  # fmt: skip
-    config = _swin_config(preset, overrides, num_slices, embedding_dim)
+    config = _swin_config(preset, sizes, num_slices, embedding_dim)
     backbone = keras_hub.models.SwinTransformerBackbone(
         image_shape=(num_slices, embedding_dim, 1),
         mlp_ratio=float(mlp_ratio),

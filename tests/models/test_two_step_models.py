@@ -236,6 +236,8 @@ def test_two_step_swin_arguments_are_checked():
         build_two_step_swin(16, 16, embed_dim=8, depths=(1, 1), num_heads=(3, 2), patch_size=2)
     with pytest.raises(ValueError, match="preset='large'"):
         build_two_step_swin(preset="large")
+    with pytest.raises(ValueError, match=r"valid ones are \['depths'.*Received: windows=4"):
+        build_two_step_swin(16, 16, windows=4)  # a misspelt size names the valid ones
 
 
 def test_two_step_swin_quick_preset_at_224():
