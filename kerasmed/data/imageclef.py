@@ -9,7 +9,9 @@ layout in `kerasmed.io.imageclef`) and runs the paper's chain on every image
 progress bar with its ETA, atomic outputs, a journal to resume from), one task per image.
 It returns the index of the cache (`ImageCLEFCache`: per split the entry paths and labels),
 not the pixels; `load_imageclef_arrays` stacks them into arrays, `ImageCLEFDataset` reads
-each batch's entries when Keras asks for it (a set larger than memory).
+each batch's entries when Keras asks for it (a set larger than memory). Without a cache folder
+(``load_imageclef_arrays(cache_dir=None)``) the same tasks run through `run_prep` without a
+journal: each image comes back in memory, and nothing is written to disk.
 
 Cache: each result is an ``.npz`` file (no pickle) under
 ``cache_dir/<key>/<split>/<image_id>.npz``, ``<key>`` a hash of the preprocessing settings
@@ -25,13 +27,11 @@ layout, so that the embedded data goes through the same reader as the real data 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import re
-import tempfile
 
 import cv2
 import numpy as np
@@ -138,10 +138,7 @@ class ImageCLEFEntries:
     def read(self, rows=None) -> np.ndarray:
         """The images at `rows` (default: all) as one ``(len(rows), H, W, 3)`` array of `dtype`."""
         rows = range(len(self)) if rows is None else rows
-        images = [self._image(int(i)) for i in rows]
-        if not images:
-            return np.zeros((0, *self.size, 3), self.dtype)
-        return np.stack(images)
+        return _stack_images([self._image(int(i)) for i in rows], self.size, self.dtype)
 
     def _image(self, i):
         path = self.paths[i]
@@ -152,9 +149,17 @@ class ImageCLEFEntries:
                 f"{(*self.size, 3)} uint8/uint16 (was the cache folder changed?). "
                 f"Received: path={path!r}"
             )
-        if self.dtype == np.uint16 and image.dtype == np.uint8:
-            image = image.astype(np.uint16) * np.uint16(257)
         return image
+
+
+def _stack_images(images, size, dtype):
+    """``(N, H, W, 3)`` of a split's `dtype`; 8-bit images of a uint16 split times 257."""
+    if not images:
+        return np.zeros((0, *size, 3), dtype)
+    if dtype == np.uint16:
+        images = [im.astype(np.uint16) * np.uint16(257) if im.dtype == np.uint8 else im
+                  for im in images]  # fmt: skip
+    return np.stack(images)
 
 
 @dataclasses.dataclass
@@ -193,8 +198,8 @@ def _split_dtype(records, notes):
 
 
 def _tasks(splits, root, settings):
-    """``{(split, k): PrepTask}``: one task per image, its entry the output, its file's stamp
-    its own settings."""
+    """``{(split, k): PrepTask}``: one task per image, its entry the output (``root=None``: no
+    cache, the image returned in memory), its file's stamp its own settings."""
     tasks = {}
     for name, split in splits.items():
         for k, path in enumerate(split.paths):
@@ -203,11 +208,67 @@ def _tasks(splits, root, settings):
                 stamp = source_stamp(path).tolist()
             except OSError:
                 stamp = None  # the work fails on it, and is reported
-            args = {"path": path, "cache_path": os.path.join(root, entry), "output": entry,
+            cache_path = None if root is None else os.path.join(root, entry)
+            args = {"path": path, "cache_path": cache_path, "output": entry,
                     "settings": settings}  # fmt: skip
             key = f"{name}.{entry[len(name) + 1 : -len('.npz')]}"
             tasks[name, k] = PrepTask(key, args, source=path, settings={"source": stamp})
     return tasks
+
+
+def _prepare(data_dir, cache_dir, settings, workers, progress, paths):
+    """Runs every image of `data_dir` through `run_prep` (into `cache_dir`, or with ``None``
+    in memory, without a journal) and sorts the results by split, in code-list order.
+
+    Returns ``(index, root, kept)``: the `kerasmed.io.index_imageclef` index (its report holds
+    the problems and notes; the strict rule is not applied yet), ``cache_dir/<key>`` (or
+    ``None``) and per split ``(tasks, records, labels, dtype)`` of the images that were read.
+    """
+    if workers is not None:
+        check_non_negative_int(workers, "workers")
+    workers = resolve_workers(workers)
+    index = index_imageclef(data_dir, **paths)
+    report = index.report
+    splits = {"train": index.train, "test": index.test}
+    root = state_dir = None
+    if cache_dir is not None:
+        root = os.path.join(os.fspath(cache_dir), imageclef_cache_key(settings))
+        os.makedirs(root, exist_ok=True)
+        write_text_atomic(os.path.join(root, "settings.json"), json.dumps(settings, indent=2))
+        state_dir = os.path.join(root, ".prep")
+    tasks = _tasks(splits, root, settings)
+    run = run_prep(
+        list(tasks.values()), prepare_cache_entry, state_dir,
+        settings=settings, workers=workers, progress=progress, desc="preprocessing radiographs",
+        unit="image", strict=None, source=os.fspath(data_dir), out_dir=root,
+        initializer=init_worker,
+    )  # fmt: skip
+    report.computed += len(run.computed)
+    report.cached += len(run.resumed)
+    failed = {problem.item: problem.reason for problem in run.report.problems}
+    kept = {}
+    for name, split in splits.items():
+        done, records, ids, codes = [], [], [], []
+        for k, image_id in enumerate(split.ids):
+            task = tasks[name, k]
+            if task.key not in run.records:
+                split.report.add(
+                    f"cannot read image: {failed[task.key]}",
+                    row=int(split.rows[k]),
+                    item=image_id,
+                    path=split.paths[k],
+                )
+                continue
+            record = run.records[task.key]
+            report.notes.extend(f"{name} {image_id}: {note}" for note in record["notes"])
+            done.append(task)
+            records.append(record)
+            ids.append(image_id)
+            codes.append(split.codes[k])
+        report.ids[name] = tuple(ids)
+        dtype = _split_dtype(records, report.notes)
+        kept[name] = (done, records, index.label_map.encode(codes), dtype)
+    return index, root, kept
 
 
 def prepare_imageclef_cache(
@@ -244,53 +305,15 @@ def prepare_imageclef_cache(
         An `ImageCLEFCache`: per split the entries' paths and labels, in code-list order.
     """
     settings = imageclef_cache_settings(padding, enhanced, size)
-    if workers is not None:
-        check_non_negative_int(workers, "workers")
-    workers = resolve_workers(workers)
-    index = index_imageclef(data_dir, **paths)
-    report = index.report
-    splits = {"train": index.train, "test": index.test}
-    root = os.path.join(os.fspath(cache_dir), imageclef_cache_key(settings))
-    os.makedirs(root, exist_ok=True)
-    write_text_atomic(os.path.join(root, "settings.json"), json.dumps(settings, indent=2))
-    tasks = _tasks(splits, root, settings)
-    run = run_prep(
-        list(tasks.values()), prepare_cache_entry, os.path.join(root, ".prep"),
-        settings=settings, workers=workers, progress=progress, desc="preprocessing radiographs",
-        unit="image", strict=None, source=os.fspath(data_dir), out_dir=root,
-        initializer=init_worker,
-    )  # fmt: skip
-    report.computed += len(run.computed)
-    report.cached += len(run.resumed)
-    failed = {problem.item: problem.reason for problem in run.report.problems}
+    index, root, kept = _prepare(data_dir, cache_dir, settings, workers, progress, paths)
     entries = {}
-    for name, split in splits.items():
-        records, kept, codes, entry_paths = [], [], [], []
-        for k, image_id in enumerate(split.ids):
-            task = tasks[name, k]
-            if task.key not in run.records:
-                split.report.add(
-                    f"cannot read image: {failed[task.key]}",
-                    row=int(split.rows[k]),
-                    item=image_id,
-                    path=split.paths[k],
-                )
-                continue
-            record = run.records[task.key]
-            report.notes.extend(f"{name} {image_id}: {note}" for note in record["notes"])
-            records.append(record)
-            kept.append(image_id)
-            codes.append(split.codes[k])
-            entry_paths.append(task.args["cache_path"])
-        report.ids[name] = tuple(kept)
-        dtype = _split_dtype(records, report.notes)
-        labels = index.label_map.encode(codes)
-        entries[name] = ImageCLEFEntries(
-            entry_paths, labels, tuple(kept), dtype, tuple(settings["size"])
-        )
-    report.raise_or_warn(strict, "input(s)")
+    for name, (tasks, _, labels, dtype) in kept.items():
+        entry_paths = [task.args["cache_path"] for task in tasks]
+        ids, shape = index.report.ids[name], tuple(settings["size"])
+        entries[name] = ImageCLEFEntries(entry_paths, labels, ids, dtype, shape)
+    index.report.raise_or_warn(strict, "input(s)")
     return ImageCLEFCache(
-        entries["train"], entries["test"], index.label_map, report, root, settings
+        entries["train"], entries["test"], index.label_map, index.report, root, settings
     )
 
 
@@ -307,13 +330,15 @@ def load_imageclef_arrays(
 ):
     """Reads and preprocesses an ImageCLEF 2009 folder into training and test arrays.
 
-    Every usable row of both code lists is read and preprocessed (`prepare_imageclef_cache`:
-    cache entries are reused, the other images computed in `workers` processes); then the
-    strict rule of `kerasmed.io.report` is applied once, to the problems of the code lists
-    (missing image file, bad IRMA code, duplicate id...) and the images that cannot be decoded
-    together: ``strict=True`` raises one `kerasmed.io.LoadError` listing them all (what was
-    computed stays in the cache), ``strict=False`` skips them and warns. The entries are then
-    read back and stacked.
+    Every usable row of both code lists is read and preprocessed in `workers` processes. With
+    a `cache_dir` this is `prepare_imageclef_cache` (cache entries are reused, the other images
+    computed and written); without one, the same work runs without a journal and each image
+    comes back in memory: nothing is written to disk. Then the strict rule of
+    `kerasmed.io.report` is applied once, to the problems of the code lists (missing image
+    file, bad IRMA code, duplicate id...) and the images that cannot be decoded together:
+    ``strict=True`` raises one `kerasmed.io.LoadError` listing them all (what was computed
+    stays in the cache, if any), ``strict=False`` skips them and warns. The images are then
+    stacked.
 
     Memory: the arrays are ``N x size x size x 3`` bytes (uint8): 3.4 GB for the 12,677
     training images at 299 x 299, 10 GB at the paper's 512 x 512. `ImageCLEFDataset` reads
@@ -325,8 +350,8 @@ def load_imageclef_arrays(
             `prepare_radiograph` (the paper's constant, repetitive and resize inputs).
         enhanced: ``(original, NL-means, CLAHE)`` channels instead of grey x 3.
         size: output side, or ``(height, width)`` (paper: 512).
-        cache_dir: folder of the cache (created); ``None`` uses a temporary one, removed
-            before returning (nothing is kept on disk).
+        cache_dir: folder of the cache (created; a rerun reuses it); ``None``: no cache,
+            nothing is written to disk.
         workers: worker processes; ``None`` uses every core, ``0`` or ``1`` runs in this
             process (OpenCV then uses its own threads).
         strict: the strict rule (above).
@@ -340,7 +365,7 @@ def load_imageclef_arrays(
         note), ``(N,)`` int64 labels of `label_map` (a `kerasmed.io.IrmaLabelMap` over the
         codes of both code lists), images in code-list order, and the
         `kerasmed.io.ImageCLEFReport` (problems per split, notes, ``computed`` and ``cached``
-        counts).
+        counts; without a `cache_dir` every image is computed).
 
     Example:
 
@@ -353,15 +378,21 @@ def load_imageclef_arrays(
     >>> x_train.shape, x_test.shape, x_train.dtype, report.ok
     ((6, 32, 32, 3), (2, 32, 32, 3), dtype('uint8'), True)
     """
-    with contextlib.ExitStack() as stack:
-        if cache_dir is None:
-            imageclef_cache_settings(padding, enhanced, size)  # bad settings before the folder
-            cache_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="kerasmed-"))
+    if cache_dir is not None:
         cache = prepare_imageclef_cache(
             data_dir, cache_dir, padding, enhanced, size, workers, strict, progress, **paths
         )
         arrays = [(split.read(), split.labels) for split in (cache.train, cache.test)]
-    return (*arrays[0], *arrays[1], cache.label_map, cache.report)
+        return (*arrays[0], *arrays[1], cache.label_map, cache.report)
+    settings = imageclef_cache_settings(padding, enhanced, size)
+    index, _, kept = _prepare(data_dir, None, settings, workers, progress, paths)
+    index.report.raise_or_warn(strict, "input(s)")
+    arrays = []
+    for name in ("train", "test"):
+        _, records, labels, dtype = kept.pop(name)
+        images = [record.pop("image") for record in records]  # freed once stacked
+        arrays += [_stack_images(images, tuple(settings["size"]), dtype), labels]
+    return (*arrays, index.label_map, index.report)
 
 
 class ImageCLEFDataset(EpochOrderDataset):

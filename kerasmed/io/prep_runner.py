@@ -23,6 +23,12 @@ of the work function, the input's path for the report) and calls `run_prep`:
    the caller, which merges the report into its own). Failed tasks have no record, so a rerun
    tries them again.
 
+Without a journal (``state_dir=None``) nothing is written by the runner and nothing is
+resumed: every task runs, and the records are what ``work`` (or ``finish``) returned, kept in
+memory as they are (they need only be picklable, e.g. a dict holding a NumPy array, when
+``workers > 1``). The pool, progress bar and strict rule are the same; the work function then
+writes no file either (a reader without a cache folder: `kerasmed.data.load_imageclef_arrays`).
+
 The work function is sent to the workers as a reference to its module file, so a function
 of a ``data_prep/`` script works there whether the script runs as ``__main__`` or was loaded
 from its path (as the tests do).
@@ -43,6 +49,10 @@ Example:
 ([0, 1, 4], ['0', '1', '2'])
 >>> run_prep(tasks, square, os.path.join(out, ".prep"), workers=0, progress=False).resumed
 ['0', '1', '2']
+>>> sorted(os.listdir(out))
+['.prep']
+>>> run_prep(tasks, square, None, workers=0, progress=False).records["2"]  # in memory
+{'square': 4}
 """
 
 from __future__ import annotations
@@ -243,7 +253,8 @@ class PrepRun:
     Attributes:
         records: ``key -> record`` of every task done (now or before), in task order.
         computed: keys of the tasks run now.
-        resumed: keys of the tasks skipped because a previous run had done them.
+        resumed: keys of the tasks skipped because a previous run had done them (none
+            without a journal).
         report: a `LoadReport` of the failed tasks (``num_rows`` = number of tasks).
         workers: worker processes used (0 = in this process).
         seconds: wall time of the run.
@@ -374,9 +385,12 @@ def run_prep(
         work: a module-level function ``work(task.args) -> result``; it writes the task's
             outputs (with `atomic_path` / `save_npz_atomic`) and returns a JSON-serialisable
             dict (``"outputs"``: the files it wrote, relative to `out_dir`, checked on resume).
-        state_dir: folder of the journal records (created), e.g. ``OUT/.prep``.
+            Without a journal it may return its outputs instead (any picklable value).
+        state_dir: folder of the journal records (created), e.g. ``OUT/.prep``; ``None``: no
+            journal, no resume, the records kept in memory (module docstring).
         settings: JSON-serialisable settings the outputs depend on; a record written with
             other settings is not done (the task runs again and replaces its outputs).
+            Unused without a journal.
         finish: optional ``finish(task, result) -> record``, run in this process.
         workers: processes (``None``: every core; 0 or 1: in this process).
         progress: show a tqdm progress bar (with its ETA).
@@ -384,9 +398,11 @@ def run_prep(
         strict: the strict rule of `kerasmed.io.report` for the failed tasks; ``None``
             applies none (the caller does, on the returned ``report``).
         what: the inputs' name in the messages.
-        source: the report's source (default `state_dir`'s parent).
+        source: the report's source (default `state_dir`'s parent; without a journal
+            ``"in memory"``).
         errors: exception types that make a task a reported problem (others propagate).
-        out_dir: folder of the records' ``"outputs"`` (default `state_dir`'s parent).
+        out_dir: folder of the records' ``"outputs"`` (default `state_dir`'s parent); unused
+            without a journal.
         initializer: a module-level function run once in each worker process (e.g. one
             OpenCV thread per worker), not in this process.
 
@@ -400,17 +416,20 @@ def run_prep(
     tasks = list(tasks)
     _check_tasks(tasks)
     workers = resolve_workers(workers)
-    state_dir = os.fspath(state_dir)
-    parent = os.path.dirname(os.path.abspath(state_dir))
-    out_dir = parent if out_dir is None else os.fspath(out_dir)
-    settings = _as_json(settings)
-    os.makedirs(state_dir, exist_ok=True)
-    report = LoadReport(source or parent, num_rows=len(tasks), unit="inputs")
     done = {}
-    for task in tasks:
-        record = _load_record(state_dir, task, settings, out_dir)
-        if record is not None:
-            done[task.key] = record
+    if state_dir is None:
+        parent = "in memory"
+    else:
+        state_dir = os.fspath(state_dir)
+        parent = os.path.dirname(os.path.abspath(state_dir))
+        out_dir = parent if out_dir is None else os.fspath(out_dir)
+        settings = _as_json(settings)
+        os.makedirs(state_dir, exist_ok=True)
+        for task in tasks:
+            record = _load_record(state_dir, task, settings, out_dir)
+            if record is not None:
+                done[task.key] = record
+    report = LoadReport(source or parent, num_rows=len(tasks), unit="inputs")
     todo = [task for task in tasks if task.key not in done]
     resumed, computed = [t.key for t in tasks if t.key in done], []
     errors = tuple(errors)
@@ -424,12 +443,14 @@ def run_prep(
             report.add(result, path=task.source, item=task.key)
             return
         record = finish(task, result) if finish is not None else result
-        saved = {"key": task.key, "settings": settings, "record": record}
-        if task.settings is not None:
-            saved["task_settings"] = task.settings
-        text = json.dumps(saved)
-        write_text_atomic(_record_path(state_dir, task.key), text)
-        done[task.key] = json.loads(text)["record"]
+        if state_dir is not None:
+            saved = {"key": task.key, "settings": settings, "record": record}
+            if task.settings is not None:
+                saved["task_settings"] = task.settings
+            text = json.dumps(saved)
+            write_text_atomic(_record_path(state_dir, task.key), text)
+            record = json.loads(text)["record"]
+        done[task.key] = record
         computed.append(task.key)
 
     try:

@@ -131,13 +131,14 @@ def prepare_cache_entry(args):
     written to its cache entry.
 
     Args:
-        args: dict with ``path`` (the image file), ``cache_path`` (the entry, absolute),
-            ``output`` (the entry relative to the cache folder) and ``settings``
-            (`kerasmed.data.imageclef_cache_settings`).
+        args: dict with ``path`` (the image file), ``cache_path`` (the entry, absolute; ``None``
+            without a cache folder: nothing is written), ``output`` (the entry relative to the
+            cache folder) and ``settings`` (`kerasmed.data.imageclef_cache_settings`).
 
     Returns:
         The journal record: ``outputs`` (the entry), ``notes`` of reading and conversion and
-        ``dtype`` (``"uint8"`` or ``"uint16"``) of the image.
+        ``dtype`` (``"uint8"`` or ``"uint16"``) of the image; without a cache path ``image``
+        (the array itself, for a run without a journal) instead of ``outputs``.
 
     Raises:
         FileNotFoundError, ValueError: as `read_radiograph` (``run_prep`` reports them).
@@ -147,4 +148,7 @@ def prepare_cache_entry(args):
     image, notes = prepare_radiograph_file(
         args["path"], args["cache_path"], size=tuple(settings["size"]), **options
     )
-    return {"outputs": [args["output"]], "notes": list(notes), "dtype": image.dtype.name}
+    record = {"notes": list(notes), "dtype": image.dtype.name}
+    if args["cache_path"] is None:
+        return {"image": image, **record}
+    return {"outputs": [args["output"]], **record}

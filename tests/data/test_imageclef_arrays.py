@@ -2,11 +2,13 @@
 on phantom radiographs in the ImageCLEF layout."""
 
 import os
+import tempfile
 
 import cv2
 import numpy as np
 import pytest
 
+import kerasmed.io.prep_runner as prep_runner
 import kerasmed.preprocessing.xray_files as xray_files
 from kerasmed.data import (
     imageclef_cache_key,
@@ -202,3 +204,37 @@ def test_streamed_batches_are_the_arrays_with_mixed_bit_depths(tmp_path):
     np.savez(cache.train.paths[0], image=np.zeros((3, 3), np.uint8))
     with pytest.raises(ValueError, match="1000.npz holds a uint8 image of shape \\(3, 3\\)"):
         data[0]
+
+
+def test_without_a_cache_folder_the_arrays_are_those_of_the_cache_and_nothing_is_written(
+    tmp_path, monkeypatch
+):
+    phantom = simulate_radiographs(7, 32, 48, bit_depth=16, seed=7)
+    write_imageclef_folder(phantom, tmp_path / "data", test_fraction=0.3)
+    images = tmp_path / "data" / "ImageCLEFmed2009_train.02"
+    cv2.imwrite(str(images / "1001.png"), (phantom.images[1] >> 8).astype(np.uint8))  # 8-bit
+    (images / "1003.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # unreadable
+    kwargs = dict(padding="wrap", enhanced=True, size=SIZE, strict=False, progress=False)
+    with pytest.warns(UserWarning, match=r"1 input\(s\) not loaded"):
+        cached = load_imageclef_arrays(tmp_path / "data", cache_dir=tmp_path / "c", **kwargs)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    os.mkdir(tmp_path / "temp")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a file was written although there is no cache folder")
+
+    monkeypatch.setattr(xray_files, "save_npz_atomic", refuse)
+    monkeypatch.setattr(prep_runner, "write_text_atomic", refuse)
+    for workers in (0, 2):
+        with pytest.warns(UserWarning, match=r"1 input\(s\) not loaded"):
+            memory = load_imageclef_arrays(tmp_path / "data", workers=workers, **kwargs)
+        for a, b in zip(cached[:4], memory[:4]):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+        assert memory[0].dtype == np.uint16 and len(memory[0]) == 4  # one 8-bit file x 257
+        assert memory[4] == cached[4] and memory[5].ids == cached[5].ids
+        assert memory[5].notes == cached[5].notes and len(memory[5].notes) == 1
+        assert [str(p) for p in memory[5].problems] == [str(p) for p in cached[5].problems]
+        assert (memory[5].computed, memory[5].cached) == (6, 0)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == [*before, str(tmp_path / "temp")]

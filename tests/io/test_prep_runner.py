@@ -184,3 +184,34 @@ def test_strict_none_applies_no_rule_and_initializer_runs_in_each_worker(tmp_pat
     run = run_prep(tasks, opencv_threads, tmp_path / "cv", workers=2, progress=False,
                    initializer=functools.partial(cv2.setNumThreads, 7))  # fmt: skip
     assert run.workers == 2 and [r["threads"] for r in run.records.values()] == [7, 7]
+
+
+def square_in_memory(n):
+    """Returns its output instead of writing it (a run without a journal)."""
+    if n == 5:
+        raise ValueError(f"input {n} is unreadable")
+    return {"values": np.arange(n + 1) ** 2}
+
+
+def test_without_a_journal_outputs_come_back_in_memory_and_nothing_is_written(
+    tmp_path, monkeypatch, recwarn
+):
+    monkeypatch.chdir(tmp_path)
+    tasks = [PrepTask(f"item{n}", n, source=f"in/{n}.txt") for n in range(7)]
+    kw = dict(progress=False, finish=lambda task, result: {**result, "key": task.key})
+    with pytest.raises(LoadError, match=r"(?s)in memory: 1 input\(s\) cannot be used.*in/5.txt"):
+        run_prep(tasks, square_in_memory, None, workers=0, **kw)
+    with pytest.warns(UserWarning, match="in/5.txt: ValueError: input 5 is unreadable"):
+        serial = run_prep(tasks, square_in_memory, None, workers=0, strict=False, **kw)
+    assert list(serial.records) == ["item0", "item1", "item2", "item3", "item4", "item6"]
+    assert serial.computed == list(serial.records) and serial.resumed == []
+    np.testing.assert_array_equal(serial.records["item4"]["values"], [0, 1, 4, 9, 16])
+    assert serial.records["item4"]["key"] == "item4"  # finish ran on each result
+    recwarn.clear()
+    pooled = run_prep(tasks, square_in_memory, None, workers=2, strict=None, **kw)
+    assert not recwarn.list and pooled.workers == 2 and pooled.computed == serial.computed
+    problems = [str(p) for p in pooled.report.problems]
+    assert problems == ["in/5.txt: ValueError: input 5 is unreadable"]
+    for key, record in serial.records.items():
+        np.testing.assert_array_equal(pooled.records[key]["values"], record["values"])
+    assert os.listdir(tmp_path) == []  # no journal, no output
