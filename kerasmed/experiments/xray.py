@@ -32,7 +32,12 @@ import matplotlib.figure
 import numpy as np
 
 from kerasmed.data import simulate_radiographs, write_imageclef_folder
-from kerasmed.data.imageclef import ImageCLEFCache, ImageCLEFDataset, prepare_imageclef_cache
+from kerasmed.data.imageclef import (
+    ImageCLEFCache,
+    ImageCLEFDataset,
+    load_imageclef_arrays,
+    prepare_imageclef_cache,
+)
 from kerasmed.data.streaming import STREAM_ABOVE_BYTES
 from kerasmed.experiments.common import logger, progress, start_run, write_figures
 from kerasmed.experiments.presets.xray import PRESETS, XrayConfig
@@ -108,9 +113,9 @@ def phantom_folder(config, seed=0):
         yield folder
 
 
-def streams(config, cache):
+def streams(config, nbytes):
     """Whether an input is streamed: ``config.stream``, or when that is ``None`` whether its
-    arrays (`kerasmed.data.imageclef.ImageCLEFCache.nbytes`, uint8 or uint16) would take more
+    arrays (`nbytes`, e.g. `kerasmed.data.imageclef.ImageCLEFCache.nbytes`) would take more
     than `kerasmed.data.streaming.STREAM_ABOVE_BYTES`.
 
     ImageCLEF 2009 at the paper's 512 x 512 is 11.3 GB per input (3.9 GB at 299): streamed;
@@ -118,7 +123,7 @@ def streams(config, cache):
     """
     if config.stream is not None:
         return config.stream
-    return cache.nbytes > STREAM_ABOVE_BYTES
+    return nbytes > STREAM_ABOVE_BYTES
 
 
 @contextlib.contextmanager
@@ -127,7 +132,9 @@ def load_input(config, data_dir, name, verbose=True):
 
     The images go through `kerasmed.data.imageclef.prepare_imageclef_cache` into
     ``config.cache_dir`` (``None``: a temporary folder, removed on exit); then, unless
-    `streams`, they are read back as arrays.
+    `streams`, they are read back as arrays. Without a ``cache_dir``, an input whose arrays
+    surely fit in memory (`_fits_without_cache`) is read by `kerasmed.data.load_imageclef_arrays`
+    without a cache: straight into memory, nothing written to disk.
 
     Yields:
         ``(data, label_map, report)``: ``data`` is ``(x_train, y_train, x_test, y_test)``
@@ -137,6 +144,16 @@ def load_input(config, data_dir, name, verbose=True):
     """
     log = logger("xray", verbose)
     padding, enhanced = MODELS[name]
+    if config.cache_dir is None and _fits_without_cache(config, data_dir):
+        start = time.perf_counter()
+        *data, label_map, report = load_imageclef_arrays(
+            data_dir, padding, enhanced, config.image_size, workers=config.workers,
+            strict=config.strict, progress=False,
+        )  # fmt: skip
+        log(f"{name}: {len(data[0])} training + {len(data[2])} test images, in memory "
+            f"({time.perf_counter() - start:.1f} s)")  # fmt: skip
+        yield tuple(data), label_map, report
+        return
     with contextlib.ExitStack() as stack:
         cache_dir = config.cache_dir
         if cache_dir is None:
@@ -147,12 +164,20 @@ def load_input(config, data_dir, name, verbose=True):
             workers=config.workers, strict=config.strict, progress=False,
         )  # fmt: skip
         data = cache
-        if not streams(config, cache):
+        if not streams(config, cache.nbytes):
             data = (cache.train.read(), cache.train.labels, cache.test.read(), cache.test.labels)
         how = "in memory" if isinstance(data, tuple) else "streamed from the cache"
         log(f"{name}: {len(cache.train)} training + {len(cache.test)} test images, {how} "
             f"({time.perf_counter() - start:.1f} s)")  # fmt: skip
         yield data, cache.label_map, cache.report
+
+
+def _fits_without_cache(config, data_dir):
+    """Whether `streams` keeps an input in memory whatever its images' dtype: its size
+    counted as uint16, the larger of the two (known before any image is read)."""
+    index = index_imageclef(data_dir)
+    count = len(index.train.paths) + len(index.test.paths)
+    return not streams(config, count * config.image_size**2 * 3 * 2)
 
 
 def _labels(data):

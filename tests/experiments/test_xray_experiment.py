@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import types
 
 import numpy as np
 import pytest
@@ -71,6 +70,25 @@ def test_load_input_gives_each_input_its_preprocessing(tmp_path):
             np.testing.assert_array_equal(label_map.decode(y_train), phantom.codes[:8])
 
 
+def test_input_that_fits_is_read_without_a_cache(tmp_path, monkeypatch):
+    # No cache_dir and arrays that fit: read straight into memory, no cache entry written;
+    # stream=True (or a cache_dir) still goes through the cache.
+    config = get_config("xray", "quick", num_images=6, min_size=30, max_size=40, image_size=16)
+    write_imageclef_folder(simulate_radiographs(6, 30, 40, seed=4), tmp_path / "data")
+    written = []
+    real = exp.prepare_imageclef_cache
+    monkeypatch.setattr(
+        exp, "prepare_imageclef_cache", lambda *a, **k: written.append(a) or real(*a, **k)
+    )
+    with exp.load_input(config, tmp_path / "data", "constant", verbose=False) as (data, _, report):
+        assert isinstance(data, tuple) and report.ok and not written
+        in_memory = data[0].copy()
+    streamed = dataclasses.replace(config, stream=True)
+    with exp.load_input(streamed, tmp_path / "data", "constant", verbose=False) as (data, _, _):
+        assert isinstance(data, ImageCLEFCache) and len(written) == 1
+        np.testing.assert_array_equal(data.train.read(), in_memory)
+
+
 def _batches(data, epochs=1):
     """Every batch of every epoch of a PyDataset (as ``fit`` would draw them)."""
     seen = []
@@ -118,8 +136,7 @@ def test_streamed_input_gives_the_batches_of_the_in_memory_one(tmp_path):
 
 def test_streams_by_size_unless_told(tmp_path):
     config = get_config("xray", "quick")
-    small = types.SimpleNamespace(nbytes=STREAM_ABOVE_BYTES)
-    large = types.SimpleNamespace(nbytes=STREAM_ABOVE_BYTES + 1)
+    small, large = STREAM_ABOVE_BYTES, STREAM_ABOVE_BYTES + 1
     assert not exp.streams(config, small) and exp.streams(config, large)
     assert exp.streams(dataclasses.replace(config, stream=True), small)
     assert not exp.streams(dataclasses.replace(config, stream=False), large)
