@@ -8,10 +8,9 @@ layout in `kerasmed.io.imageclef`) and runs the paper's chain on every image
 (`kerasmed.io.prep_runner.run_prep`: a pool of spawned worker processes without Keras, a tqdm
 progress bar with its ETA, atomic outputs, a journal to resume from), one task per image.
 It returns the index of the cache (`ImageCLEFCache`: per split the entry paths and labels),
-not the pixels; `load_imageclef_arrays` stacks them into arrays, `ImageCLEFDataset` reads
-each batch's entries when Keras asks for it (a set larger than memory). Without a cache folder
-(``load_imageclef_arrays(cache_dir=None)``) the same tasks run through `run_prep` without a
-journal: each image comes back in memory, and nothing is written to disk.
+not the pixels; `load_imageclef_arrays` stacks them into arrays (with ``cache_dir=None`` the
+tasks run without a journal and nothing is written), `ImageCLEFDataset` reads each batch's
+entries when Keras asks for it (a set larger than memory).
 
 Cache: each result is an ``.npz`` file (no pickle) under
 ``cache_dir/<key>/<split>/<image_id>.npz``, ``<key>`` a hash of the preprocessing settings
@@ -21,8 +20,8 @@ into another folder, and nothing else does. An entry is reused when its journal 
 time (`kerasmed.preprocessing.xray_files.source_stamp`); entries are written atomically as each
 image finishes, so an interrupted run resumes where it stopped.
 
-`write_imageclef_folder` writes synthetic radiographs (`simulate_radiographs`) in the ImageCLEF
-layout, so that the embedded data goes through the same reader as the real data set.
+`write_imageclef_folder` writes synthetic radiographs in the ImageCLEF layout, so that the
+embedded data goes through the same reader as the real data set.
 """
 
 from __future__ import annotations
@@ -164,11 +163,9 @@ def _stack_images(images, size, dtype):
 
 @dataclasses.dataclass
 class ImageCLEFCache:
-    """A prepared cache folder of one setting (`prepare_imageclef_cache`).
-
-    Attributes: ``train`` and ``test`` (`ImageCLEFEntries`), ``label_map`` (a
-    `kerasmed.io.IrmaLabelMap` over the codes of both code lists), ``report`` (the
-    `kerasmed.io.ImageCLEFReport`), ``root`` (``cache_dir/<key>``) and ``settings``.
+    """A prepared cache folder of one setting (`prepare_imageclef_cache`): ``train`` and ``test``
+    (`ImageCLEFEntries`), ``label_map`` (a `kerasmed.io.IrmaLabelMap` over both code lists'
+    codes), ``report`` (`kerasmed.io.ImageCLEFReport`), ``root`` (``cache_dir/<key>``), ``settings``.
     """
 
     train: ImageCLEFEntries
