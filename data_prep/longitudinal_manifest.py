@@ -11,7 +11,9 @@ manifest has a ``split`` column, also one file per split value (``train.npz``, `
 The format is described in `kerasmed.io.sequences` and read by
 `kerasmed.io.load_longitudinal_npz`. The images are stored uncompressed, so the experiment
 streams them from the file (memory-mapped, a batch at a time) instead of reading the whole set
-into memory; a file written by an earlier version (compressed) is read into memory. Unusable rows and unreadable images stop the script with a
+into memory; a file written by an earlier version (compressed) is read into memory. The script
+itself never holds the whole set either: each ``.npz`` is written a patient at a time from the
+part files below. Unusable rows and unreadable images stop the script with a
 list of all of them (``--no-strict`` skips them instead, see `kerasmed.io.report`);
 ``prepare_report.txt`` (also printed) lists every row or image not used.
 
@@ -107,7 +109,9 @@ def read_patients(manifest, out, size, args):
         errors=(),  # an unreadable image is a failure in the record, not of the task
     )
     patients = {task.key: patient for task, patient in zip(tasks, manifest.ids)}
-    return [load_patient_exams(out, run.records[task.key]) for task in tasks], run, patients
+    # lazy: each patient's images stay in its part file until save_longitudinal_npz writes them
+    exams = [load_patient_exams(out, run.records[task.key], lazy=True) for task in tasks]
+    return exams, run, patients
 
 
 def main(argv=None):

@@ -1,4 +1,5 @@
-"""Reading the ``.npz`` files of kerasmed's formats: no pickle, named keys, one message shape."""
+"""Reading and writing the ``.npz`` files of kerasmed's formats: no pickle, named keys, one
+message shape; `NpzWriter` writes an array from pieces (one sequence at a time)."""
 
 from __future__ import annotations
 
@@ -128,3 +129,188 @@ def memmap_npz_member(path, key, kind):
         return np.zeros(shape, dtype)
     order = "F" if fortran else "C"
     return np.memmap(path, dtype, mode="r", offset=offset, shape=shape, order=order)
+
+
+def npz_member_header(path, key):
+    """``(shape, dtype)`` of the ``.npy`` member `key` of an ``.npz`` file, from its header only.
+
+    Raises:
+        ValueError: the file cannot be read or has no member `key` (the message names `path`).
+    """
+    path = os.fspath(path)
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(key + ".npy") as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    except (*_READ_ERRORS, KeyError) as error:
+        raise ValueError(
+            f"cannot read {path} ({type(error).__name__}: {error}). Received: path={path!r}"
+        ) from error
+    return shape, dtype
+
+
+class NpzMember:
+    """One array of an ``.npz`` file, left on disk until it is used as an array.
+
+    ``shape``, ``dtype`` and ``len`` come from the member's header; ``np.asarray(member)``
+    reads the array (``allow_pickle=False``) and keeps nothing, so a list of members stands
+    for a set of files without holding their arrays. `NpzWriter.add_rows` reads them one at a
+    time.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npz")
+    >>> np.savez(path, x=np.arange(6, dtype="int16").reshape(3, 2))
+    >>> member = NpzMember(path, "x")
+    >>> member.shape, str(member.dtype), len(member), np.asarray(member)[2].tolist()
+    ((3, 2), 'int16', 3, [4, 5])
+    """
+
+    __slots__ = ("path", "key", "shape", "dtype")
+
+    def __init__(self, path, key):
+        self.path, self.key = os.fspath(path), key
+        self.shape, self.dtype = npz_member_header(self.path, key)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        array = load_npz(self.path, (self.key,), "npz")[self.key]
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def __repr__(self):
+        return f"NpzMember({self.path!r}, {self.key!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+def _write_npy_header(handle, shape, dtype):
+    header = {
+        "descr": np.lib.format.dtype_to_descr(dtype),
+        "fortran_order": False,
+        "shape": tuple(shape),
+    }
+    try:
+        np.lib.format.write_array_header_1_0(handle, header)
+    except ValueError:  # a header over 65535 bytes (a structured dtype with many fields)
+        np.lib.format.write_array_header_2_0(handle, header)
+
+
+class NpzWriter:
+    """Writes an ``.npz`` file member by member, the way ``np.savez`` does, without holding
+    every array at once.
+
+    ``np.savez(path, **arrays)`` needs each array whole in memory; `add_rows` writes one
+    array from pieces instead (e.g. the images of one sequence at a time, read from files),
+    so the peak memory is one piece. Each member is an ``.npy`` file in a zip archive with
+    zip64 headers, stored (``compress=False``, what `memmap_npz_member` maps) or deflated, as
+    ``np.savez`` / ``np.savez_compressed`` write them: ``np.load`` reads the result, with the
+    same arrays.
+
+    Args:
+        path: the file (``.npz`` appended if missing, as NumPy does), or a writable binary
+            file object.
+        compress: False (``np.savez``) or True (``np.savez_compressed``).
+
+    Example:
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npz")
+    >>> with NpzWriter(path) as out:
+    ...     out.add("ids", np.array(["a", "b"]))
+    ...     out.add_rows("x", (3, 2), "float32", [np.zeros((1, 2)), np.ones((2, 2))])
+    >>> with np.load(path) as data:
+    ...     data["ids"].tolist(), data["x"].tolist()
+    (['a', 'b'], [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
+    """
+
+    def __init__(self, path, compress=False):
+        if not isinstance(compress, bool):
+            raise ValueError(f"`compress` must be True or False. Received: compress={compress!r}")
+        if not hasattr(path, "write"):
+            path = os.fspath(path)
+            if not path.endswith(".npz"):
+                path += ".npz"
+        self.path = path
+        method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        self._zip = zipfile.ZipFile(path, mode="w", compression=method, allowZip64=True)
+        self._keys = set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._zip.close()
+
+    def _open(self, key):
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"An npz key must be a non-empty string. Received: key={key!r}")
+        if key in self._keys:
+            raise ValueError(f"{self.path}: key {key!r} was written already. Received: key={key!r}")
+        self._keys.add(key)
+        # always zip64, as np.savez does (numpy gh-10776)
+        return self._zip.open(key + ".npy", "w", force_zip64=True)
+
+    def add(self, key, array):
+        """Writes `array` whole as member `key` (as ``np.savez(path, key=array)``)."""
+        array = np.asanyarray(array)
+        if array.dtype.hasobject:
+            raise ValueError(
+                f"{key!r} holds Python objects, which kerasmed does not write. "
+                f"Received: dtype={array.dtype}"
+            )
+        with self._open(key) as member:
+            np.lib.format.write_array(member, array, allow_pickle=False)
+
+    def add_rows(self, key, shape, dtype, pieces):
+        """Writes member `key`, of `shape` and `dtype`, from `pieces` along its first axis.
+
+        Args:
+            key: the member's name.
+            shape: the whole array's shape ``(N, ...)``.
+            dtype: its dtype; each piece is cast to it (``astype``, as ``np.concatenate(...)
+                .astype(dtype)`` would).
+            pieces: an iterable of arrays ``(n_i, ...)`` with ``sum(n_i) == N`` and the
+                trailing shape of `shape`, each read (``np.asarray``) only when written.
+
+        Raises:
+            ValueError: a piece of another trailing shape, or pieces whose rows do not add up
+                to ``shape[0]`` (the file is then incomplete: write it to a temporary path).
+        """
+        shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        if not shape or dtype.hasobject:
+            raise ValueError(
+                "`add_rows` writes an array of at least one axis and a plain dtype. "
+                f"Received: shape={shape}, dtype={dtype}"
+            )
+        rows = 0
+        with self._open(key) as member:
+            _write_npy_header(member, shape, dtype)
+            for i, piece in enumerate(pieces):
+                piece = np.asarray(piece)
+                if piece.shape[1:] != shape[1:] or piece.ndim != len(shape):
+                    raise ValueError(
+                        f"{key!r}: piece {i} must have the shape (n, *{shape[1:]}). "
+                        f"Received: shape={piece.shape}"
+                    )
+                rows += len(piece)
+                if rows > shape[0]:
+                    break
+                member.write(np.ascontiguousarray(piece, dtype=dtype).tobytes())
+        if rows != shape[0]:
+            raise ValueError(
+                f"{key!r}: the pieces must have {shape[0]} rows in all. Received: {rows} rows "
+                f"(or more) for shape={shape}"
+            )

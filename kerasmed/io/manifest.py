@@ -33,6 +33,7 @@ import numpy as np
 
 from kerasmed.io._csv import check_columns, read_manifest_csv
 from kerasmed.io._dicom_tags import modality_lut
+from kerasmed.io._npz import NpzMember, load_npz
 from kerasmed.io.prep_runner import save_npz_atomic
 from kerasmed.io.radiograph import _check_finite
 from kerasmed.io.report import LoadReport
@@ -364,10 +365,16 @@ def save_patient_exams(args):
     return {"outputs": [name], "failures": [[int(j), str(reason)] for j, reason in failures]}
 
 
-def load_patient_exams(folder, record):
-    """``(images, failures)`` of a patient saved by `save_patient_exams` (from its record)."""
-    with np.load(os.path.join(folder, record["outputs"][0])) as part:
-        images = part["images"]
+def load_patient_exams(folder, record, lazy=False):
+    """``(images, failures)`` of a patient saved by `save_patient_exams` (from its record).
+
+    With ``lazy=True`` the images stay in their file: they are a
+    `kerasmed.io._npz.NpzMember` (shape and dtype known, read by ``np.asarray``), so that the
+    parts of every patient can be gathered and written out one at a time
+    (`save_longitudinal_npz`) without holding the whole set.
+    """
+    path = os.path.join(folder, record["outputs"][0])
+    images = NpzMember(path, "images") if lazy else load_npz(path, ("images",), "patient")["images"]
     return images, [(int(j), reason) for j, reason in record["failures"]]
 
 
@@ -412,7 +419,7 @@ def _sequences_from_exams(manifest, exams):
             )
         if keep:
             ids.append(patient)
-            images.append(np.asarray(stack))
+            images.append(stack if isinstance(stack, NpzMember) else np.asarray(stack))
             labels.append(manifest.labels[i][keep])
             deltas.append(_deltas_in_days(manifest.dates[i][keep]))
     return LongitudinalSequences(

@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import zipfile
 
 import numpy as np
 
-from kerasmed.io._npz import _READ_ERRORS, load_npz, memmap_npz_member
+from kerasmed.io._npz import NpzWriter, load_npz, memmap_npz_member, npz_member_header
 from kerasmed.io.report import LoadReport
 
 FORMAT_VERSION = 1
@@ -271,9 +270,14 @@ def save_longitudinal_npz(
 ):
     """Writes `sequences` to one ``.npz`` file (format in the module docstring).
 
+    The images are written one sequence at a time (`kerasmed.io._npz.NpzWriter`), so a set
+    whose sequences are on disk (`MappedImages`, or the `kerasmed.io._npz.NpzMember` parts
+    of ``data_prep/longitudinal_manifest.py``) is never in memory whole; the file holds the
+    arrays ``np.savez`` would write for the concatenated sequences.
+
     Args:
-        path: output file; ``.npz`` is appended by NumPy if missing.
-        sequences: a `LongitudinalSequences`.
+        path: output file; ``.npz`` is appended if missing, as NumPy does.
+        sequences: a `LongitudinalSequences` whose images all have one image shape.
         image_dtype: ``"float32"``, or ``"uint8"`` (values in ``[0, 1]`` stored as
             ``round(255 * value)``, 4x smaller).
         compress: True (``np.savez_compressed``, smaller), or False (``np.savez``): the
@@ -286,22 +290,36 @@ def save_longitudinal_npz(
         )
     if not isinstance(compress, bool):
         raise ValueError(f"`compress` must be True or False. Received: compress={compress!r}")
+    if not isinstance(sequences, LongitudinalSequences):
+        raise ValueError(
+            "`sequences` must be a LongitudinalSequences. "
+            f"Received: sequences of type {type(sequences).__name__}"
+        )
     if len(sequences) == 0:
         raise ValueError("Cannot save an empty `sequences`. Received: len(sequences)=0")
-    images = np.concatenate(sequences.images).astype("float32")
-    if image_dtype == "uint8":
-        images = np.round(np.clip(images, 0.0, 1.0) * 255.0).astype("uint8")
-    (np.savez_compressed if compress else np.savez)(
-        path,
-        images=images,
-        labels=np.concatenate(sequences.labels).astype("float32"),
-        deltas=np.concatenate(sequences.deltas).astype("float32"),
-        offsets=np.concatenate([[0], np.cumsum(sequences.lengths)]).astype("int64"),
-        ids=np.array(sequences.ids, dtype=str),
-        label_names=np.array(sequences.label_names, dtype=str),
-        delta_unit=np.array(sequences.delta_unit, dtype=str),
-        format_version=np.array(FORMAT_VERSION, dtype="int64"),
-    )
+    trailing = {tuple(np.shape(x)[1:]) for x in sequences.images}
+    if len(trailing) != 1:
+        raise ValueError(
+            "Every sequence's images must have one image shape to be saved in one file. "
+            f"Received: image shapes {sorted(trailing)}"
+        )
+    shape = (int(sequences.lengths.sum()), *trailing.pop())
+
+    def stored(images):  # one sequence at a time: the whole set is never in memory
+        images = np.asarray(images, dtype="float32")
+        if image_dtype == "uint8":
+            images = np.round(np.clip(images, 0.0, 1.0) * 255.0).astype("uint8")
+        return images
+
+    with NpzWriter(path, compress=compress) as out:
+        out.add_rows("images", shape, image_dtype, map(stored, sequences.images))
+        out.add("labels", np.concatenate(sequences.labels).astype("float32"))
+        out.add("deltas", np.concatenate(sequences.deltas).astype("float32"))
+        out.add("offsets", np.concatenate([[0], np.cumsum(sequences.lengths)]).astype("int64"))
+        out.add("ids", np.array(sequences.ids, dtype=str))
+        out.add("label_names", np.array(sequences.label_names, dtype=str))
+        out.add("delta_unit", np.array(sequences.delta_unit, dtype=str))
+        out.add("format_version", np.array(FORMAT_VERSION, dtype="int64"))
 
 
 def _physical_memory_bytes():
@@ -312,25 +330,9 @@ def _physical_memory_bytes():
         return None
 
 
-def _member_header(path, key):
-    """``(shape, dtype)`` of the ``.npy`` member `key`, read from its header only."""
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open(key + ".npy") as member:
-            version = np.lib.format.read_magic(member)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
-    except (*_READ_ERRORS, KeyError) as error:
-        raise ValueError(
-            f"cannot read {path} ({type(error).__name__}: {error}). Received: path={path!r}"
-        ) from error
-    return shape, dtype
-
-
 def _load_compressed_images(path, max_memory_bytes):
     """The images of a compressed file, read into memory if they fit in `max_memory_bytes`."""
-    shape, dtype = _member_header(path, "images")
+    shape, dtype = npz_member_header(path, "images")
     count = int(np.prod(shape, dtype=np.int64))
     needed = count * 4 + (count * dtype.itemsize if dtype != np.float32 else 0)
     if max_memory_bytes is not None and needed > max_memory_bytes:
