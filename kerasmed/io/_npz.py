@@ -54,6 +54,13 @@ def load_npz(path, keys, kind):
     return arrays
 
 
+def _read_npy_header(handle):
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` data starting at `handle`'s position."""
+    if np.lib.format.read_magic(handle) == (1, 0):
+        return np.lib.format.read_array_header_1_0(handle)
+    return np.lib.format.read_array_header_2_0(handle)
+
+
 def memmap_npz_member(path, key, kind):
     """A read-only memory map of array `key` of an ``.npz`` file stored without compression.
 
@@ -110,11 +117,7 @@ def memmap_npz_member(path, key, kind):
             name_length = int.from_bytes(header[26:28], "little")
             extra_length = int.from_bytes(header[28:30], "little")
             handle.seek(info.header_offset + 30 + name_length + extra_length)
-            version = np.lib.format.read_magic(handle)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            shape, fortran, dtype = _read_npy_header(handle)
             offset = handle.tell()
     except _READ_ERRORS as error:
         raise ValueError(
@@ -140,11 +143,7 @@ def npz_member_header(path, key):
     path = os.fspath(path)
     try:
         with zipfile.ZipFile(path) as archive, archive.open(key + ".npy") as member:
-            version = np.lib.format.read_magic(member)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            shape, _, dtype = _read_npy_header(member)
     except (*_READ_ERRORS, KeyError) as error:
         raise ValueError(
             f"cannot read {path} ({type(error).__name__}: {error}). Received: path={path!r}"
@@ -308,7 +307,8 @@ class NpzWriter:
                 rows += len(piece)
                 if rows > shape[0]:
                     break
-                member.write(np.ascontiguousarray(piece, dtype=dtype).tobytes())
+                # the piece's own buffer: no bytes copy of it
+                member.write(np.ascontiguousarray(piece, dtype=dtype).reshape(-1).view(np.uint8))
         if rows != shape[0]:
             raise ValueError(
                 f"{key!r}: the pieces must have {shape[0]} rows in all. Received: {rows} rows "
